@@ -1,0 +1,200 @@
+"""The ``huaweicloud_iotda`` connection: its fields, defaults and validation.
+
+Shared by the hook (sync) and the trigger (async), which read the same Airflow connection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_iotda import validation
+from airflow_provider_iotda.auth import (
+    SDK_ALGORITHM,
+    V11_ALGORITHM,
+    Credentials,
+    uses_derived_signing,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+CONN_TYPE = "huaweicloud_iotda"
+DEFAULT_CONN_ID = "iotda_default"
+DEFAULT_ENDPOINT_TEMPLATE = "https://iotda-mgmt.{region}.myhuaweicloud.com"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 3
+MAX_RETRIES_LIMIT = 10
+AUTH_MODES = ("aksk", "derived", "auto")
+EXTRA_FIELDS = (
+    "region",
+    "project_id",
+    "endpoint",
+    "instance_id",
+    "security_token",
+    "auth",
+    "timeout",
+    "verify",
+    "max_retries",
+)
+
+
+@dataclass(frozen=True)
+class IoTDAConnectionConfig:
+    """Everything needed to call IoTDA, read from one Airflow connection."""
+
+    credentials: Credentials
+    endpoint: str
+    project_id: str
+    instance_id: str | None = None
+    region: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    verify: bool = True
+    max_retries: int = DEFAULT_MAX_RETRIES
+    conn_id: str = field(default=DEFAULT_CONN_ID, compare=False)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.endpoint).netloc
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> IoTDAConnectionConfig:
+        """Build from an Airflow connection (login = AK, password = SK, the rest in extras)."""
+        extras = _extras(conn)
+        return cls.from_values(
+            conn_id=conn.conn_id,
+            access_key=conn.login,
+            secret_key=conn.password,
+            host=_host_endpoint(conn.host, conn.port),
+            **extras,
+        )
+
+    @classmethod
+    def from_values(
+        cls,
+        *,
+        conn_id: str = DEFAULT_CONN_ID,
+        access_key: str | None,
+        secret_key: str | None,
+        host: str | None = None,
+        **extras: Any,
+    ) -> IoTDAConnectionConfig:
+        """Validate raw values; every error names the connection field at fault."""
+        unknown = sorted(set(extras) - set(EXTRA_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"connection {conn_id!r}: unknown extra field(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(EXTRA_FIELDS)}"
+            )
+        where = f"connection {conn_id!r}"
+        if not access_key:
+            raise ValueError(f"{where}: login (the Access Key, AK) is empty")
+        if not secret_key:
+            raise ValueError(f"{where}: password (the Secret Key, SK) is empty")
+        region = _optional(extras, "region", validation.region, where)
+        endpoint = extras.get("endpoint") or host
+        if endpoint:
+            endpoint = _endpoint(str(endpoint), where)
+        elif region:
+            endpoint = DEFAULT_ENDPOINT_TEMPLATE.format(region=region)
+        else:
+            raise ValueError(f"{where}: set extra 'region' (e.g. cn-north-4) or 'endpoint'")
+        project = extras.get("project_id")
+        if not project:
+            raise ValueError(f"{where}: extra 'project_id' is required")
+        project = validation.project_id(project, f"{where}: extra project_id")
+        mode = validation.one_of(extras.get("auth") or "aksk", f"{where}: extra auth", AUTH_MODES)
+        host_name = urlsplit(endpoint).hostname or ""
+        derived = mode == "derived" or (mode == "auto" and uses_derived_signing(host_name))
+        if derived and not region:
+            raise ValueError(f"{where}: extra 'region' is required for derived (V11) signing")
+        token = extras.get("security_token") or None
+        credentials = Credentials(
+            str(access_key),
+            str(secret_key),
+            security_token=str(token) if token else None,
+            algorithm=V11_ALGORITHM if derived else SDK_ALGORITHM,
+            region=region,
+        )
+        instance = extras.get("instance_id") or None
+        timeout = extras.get("timeout")
+        retries = extras.get("max_retries")
+        verify = extras.get("verify")
+        return cls(
+            credentials=credentials,
+            endpoint=endpoint,
+            project_id=project,
+            instance_id=validation.instance_id(instance, f"{where}: extra instance_id")
+            if instance
+            else None,
+            region=region,
+            timeout=validation.positive_number(timeout, f"{where}: extra timeout")
+            if timeout not in (None, "")
+            else DEFAULT_TIMEOUT,
+            verify=validation.as_bool(verify, f"{where}: extra verify")
+            if verify not in (None, "")
+            else True,
+            max_retries=validation.bounded_int(
+                retries, f"{where}: extra max_retries", 0, MAX_RETRIES_LIMIT
+            )
+            if retries not in (None, "")
+            else DEFAULT_MAX_RETRIES,
+            conn_id=conn_id,
+        )
+
+    def secrets(self) -> list[str]:
+        """The values that must be masked wherever Airflow logs."""
+        return [s for s in (self.credentials.secret_key, self.credentials.security_token) if s]
+
+
+def _extras(conn: Connection) -> dict[str, Any]:
+    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else None
+    if extra is None:
+        raw = conn.extra or "{}"
+        try:
+            extra = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"connection {conn.conn_id!r}: extra is not valid JSON") from exc
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"connection {conn.conn_id!r}: extra must be a JSON object")
+    return dict(extra)
+
+
+def _host_endpoint(host: str | None, port: int | None) -> str | None:
+    """The connection's host field (``https`` unless it names a scheme), with its port."""
+    if not host:
+        return None
+    url = host if "://" in host else f"https://{host}"
+    if port and urlsplit(url).port is None:
+        url = f"{url.rstrip('/')}:{port}"
+    return url
+
+
+def _optional(extras: Mapping[str, Any], key: str, check: Any, where: str) -> Any:
+    value = extras.get(key)
+    return check(value, f"{where}: extra {key}") if value not in (None, "") else None
+
+
+def _endpoint(value: str, where: str) -> str:
+    url = value.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{where}: endpoint must be an http(s) URL such as "
+            "https://iotda-mgmt.cn-north-4.myhuaweicloud.com or http://127.0.0.1:8787; "
+            f"got {value!r}"
+        )
+    if parts.query or parts.fragment or (parts.path not in ("", "/")):
+        raise ValueError(f"{where}: endpoint must have no path, query or fragment; got {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises on an invalid port
+    except ValueError as exc:
+        raise ValueError(f"{where}: endpoint has an invalid port; got {value!r}") from exc
+    return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,165 @@
+"""Errors raised for what the IoTDA service (or the network) answered.
+
+Input rejected before anything is sent raises ``ValueError``; everything here carries the HTTP
+status, IoTDA's ``error_code`` / ``error_msg`` and the ``X-Request-Id`` of the answer when known.
+Messages never contain request headers or credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+class IoTDAError(Exception):
+    """Base class: the IoTDA service or the transport failed."""
+
+    #: Whether repeating the same (idempotent) request may succeed.
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.request_id = request_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the attributes when the exception crosses a process boundary.
+        return (_rebuild, (type(self), str(self), self.__dict__))
+
+
+def _rebuild(cls: type[IoTDAError], message: str, state: dict[str, object]) -> IoTDAError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class IoTDAClientError(IoTDAError):
+    """4xx: the request was wrong; repeating it will not help."""
+
+
+class IoTDABadRequestError(IoTDAClientError):
+    """400: IoTDA rejected a parameter."""
+
+
+class IoTDAAuthError(IoTDAClientError):
+    """401: signature, credentials or clock rejected."""
+
+
+class IoTDAForbiddenError(IoTDAClientError):
+    """403: the credentials may not access this project or instance."""
+
+
+class IoTDANotFoundError(IoTDAClientError):
+    """404: unknown instance or task."""
+
+
+class IoTDAThrottledError(IoTDAError):
+    """429: throttled by the API gateway; ``retry_after`` is the server's hint in seconds."""
+
+    retryable = True
+
+    retry_after: float | None = None
+
+
+class IoTDAServerError(IoTDAError):
+    """5xx: the service failed; the request may succeed later."""
+
+    retryable = True
+
+
+class IoTDATransportError(IoTDAError):
+    """No answer: connection refused or dropped, or a timeout."""
+
+    retryable = True
+
+
+class IoTDAInvalidResponseError(IoTDAError):
+    """The answer could not be understood (not JSON, wrong shape, too large)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retryable = retryable
+
+
+class IoTDAPaginationError(IoTDAError):
+    """The service repeated a page marker; following it would loop forever."""
+
+
+_HINTS = {
+    401: " Check the AK/SK pair, and the clock of this machine: IoTDA rejects a request whose "
+    "X-Sdk-Date is more than 15 minutes off.",
+    403: " Check the connection's project_id (it must be the project of the instance's region) "
+    "and the IAM permission iotda:instance:queryTaskList.",
+}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds only); ``None`` when unusable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86400 else None
+
+
+def _describe_body(body: bytes) -> tuple[str | None, str | None]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    code, msg = data.get("error_code"), data.get("error_msg")
+    return (str(code) if code is not None else None, str(msg) if msg is not None else None)
+
+
+def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> IoTDAError:
+    """Build the error for a non-2xx answer from its status, headers and body."""
+    request_id = _header(headers, REQUEST_ID_HEADER)
+    code, msg = _describe_body(body)
+    if msg is None:
+        snippet = body[:200].decode("utf-8", "replace").strip()
+        msg = f"non-JSON error body: {snippet!r}" if snippet else "empty error body"
+    message = f"IoTDA {status}{' ' + code if code else ''}: {msg}"
+    if request_id:
+        message += f" (request id {request_id})"
+    message += _HINTS.get(status, "")
+    cls: type[IoTDAError]
+    if status == 429:
+        cls = IoTDAThrottledError
+    elif status >= 500:
+        cls = IoTDAServerError
+    else:
+        cls = _CLIENT_ERRORS.get(status, IoTDAClientError)
+    error = cls(message, status=status, error_code=code, error_msg=msg, request_id=request_id)
+    if isinstance(error, IoTDAThrottledError):
+        error.retry_after = parse_retry_after(_header(headers, "Retry-After"))
+    return error
+
+
+_CLIENT_ERRORS: dict[int, type[IoTDAError]] = {
+    400: IoTDABadRequestError,
+    401: IoTDAAuthError,
+    403: IoTDAForbiddenError,
+    404: IoTDANotFoundError,
+}

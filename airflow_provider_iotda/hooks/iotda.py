@@ -1,0 +1,300 @@
+"""``IoTDAHook``: signed, retried calls to the IoTDA instance-task API over ``requests``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook
+
+from airflow_provider_iotda import api, validation
+from airflow_provider_iotda.auth import SigningAuth
+from airflow_provider_iotda.config import CONN_TYPE, DEFAULT_CONN_ID, IoTDAConnectionConfig
+from airflow_provider_iotda.errors import (
+    IoTDAAuthError,
+    IoTDAClientError,
+    IoTDAError,
+    IoTDAForbiddenError,
+    IoTDAInvalidResponseError,
+    IoTDAPaginationError,
+    IoTDATransportError,
+)
+from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
+from airflow_provider_iotda.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+# An instance ID that cannot exist, used by test_connection when the connection names none.
+_PROBE_INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
+
+
+class IoTDAHook(BaseHook):
+    """Calls Huawei Cloud IoTDA's instance-task API with AK/SK-signed requests.
+
+    :param iotda_conn_id: connection of type ``huaweicloud_iotda`` (login = AK, password = SK,
+        extras ``region``, ``project_id``, ``endpoint``, ``instance_id``, ...).
+    :param retry_policy: override the retries (default: the connection's ``max_retries``,
+        exponential backoff with jitter, ``Retry-After`` honoured).
+    """
+
+    conn_name_attr = "iotda_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Huawei Cloud IoTDA"
+
+    def __init__(
+        self,
+        iotda_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.iotda_conn_id = iotda_conn_id
+        self._retry_policy = retry_policy
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(iotda_conn_id={self.iotda_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form: AK/SK labels, hidden schema and port (same as the provider info)."""
+        from airflow_provider_iotda.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return UI_FIELD_BEHAVIOUR
+
+    @cached_property
+    def config(self) -> IoTDAConnectionConfig:
+        """The validated connection; the SK and token are registered with Airflow's masker."""
+        conn = self.get_connection(self.iotda_conn_id)
+        config = IoTDAConnectionConfig.from_connection(conn)
+        _mask(config.secrets())
+        if not config.verify:
+            self.log.warning(
+                "Connection %r has verify=false: TLS certificates of %s are NOT checked. "
+                "Use this only for a private endpoint you trust.",
+                self.iotda_conn_id,
+                config.endpoint,
+            )
+        return config
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry_policy or RetryPolicy(max_retries=self.config.max_retries)
+
+    def get_conn(self) -> requests.Session:
+        """The hook's one ``requests.Session`` (signing, TLS setting); connections are reused."""
+        if self._session is None:
+            config = self.config
+            session = requests.Session()
+            session.auth = SigningAuth(config.credentials)
+            session.verify = config.verify
+            # Only our own headers (as Huawei's SDK sends them): nothing hop-by-hop gets signed.
+            session.headers = requests.structures.CaseInsensitiveDict(
+                api.base_headers(config.project_id)
+            )
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        """Close the session and its pooled connections."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> IoTDAHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def resolve_instance_id(self, instance_id: str | None) -> str:
+        """``instance_id`` validated, or the connection's default instance."""
+        if instance_id:
+            return validation.instance_id(instance_id)
+        if self.config.instance_id:
+            return self.config.instance_id
+        raise ValueError(
+            f"instance_id is required: neither the call nor connection {self.iotda_conn_id!r} "
+            "(extra 'instance_id') names an instance"
+        )
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _send_once(self, url: str) -> InstanceTaskPage:
+        config = self.config
+        try:
+            with self.get_conn().get(
+                url, timeout=(config.connect_timeout, config.timeout), stream=True
+            ) as response:
+                body = _read_limited(response, api.MAX_BODY_BYTES)
+                return api.parse_tasks_response(response.status_code, response.headers, body)
+        except requests.Timeout as exc:
+            raise IoTDATransportError(
+                f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint})"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise IoTDATransportError(
+                f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
+            ) from exc
+        except requests.RequestException as exc:
+            raise IoTDATransportError(
+                f"Request to IoTDA at {config.endpoint} failed: {type(exc).__name__}"
+            ) from exc
+
+    def _get_page(self, url: str, policy: RetryPolicy | None = None) -> InstanceTaskPage:
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            sleep = state.next_action.sleep if state.next_action else 0.0
+            self.log.warning(
+                "IoTDA call failed (attempt %d): %s; retrying in %.1f s",
+                state.attempt_number,
+                error,
+                sleep,
+            )
+
+        for attempt in (policy or self.retry_policy).retrying(before_sleep=log_retry):
+            with attempt:
+                return self._send_once(url)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    # -- API ---------------------------------------------------------------------------------
+
+    def list_instance_tasks(
+        self,
+        instance_id: str | None = None,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        marker: str | int | None = None,
+    ) -> InstanceTaskPage:
+        """One page of the instance's tasks, newest first (``.tasks``, ``.count``, ``.marker``)."""
+        instance = self.resolve_instance_id(instance_id)
+        url = api.tasks_url(
+            self.config.endpoint,
+            self.config.project_id,
+            instance,
+            offset=offset,
+            limit=limit,
+            marker=marker,
+        )
+        return self._get_page(url)
+
+    def iter_instance_tasks(
+        self, instance_id: str | None = None, *, page_size: int | None = None
+    ) -> Iterator[InstanceTask]:
+        """Every task of the instance, following ``marker`` page after page.
+
+        Stops at an empty or short page; raises ``IoTDAPaginationError`` if the service repeats a
+        marker instead of looping forever.
+        """
+        instance = self.resolve_instance_id(instance_id)
+        size = validation.limit(page_size, "page_size") if page_size is not None else None
+        effective_size = size or validation.LIMIT_RANGE[1]
+        marker: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self.list_instance_tasks(instance, limit=size, marker=marker)
+            yield from page.tasks
+            if not page.tasks or len(page.tasks) < effective_size:
+                return
+            next_marker = page.marker or page.tasks[-1].task_id
+            if next_marker in seen or next_marker == marker:
+                raise IoTDAPaginationError(
+                    f"IoTDA repeated page marker {next_marker!r} for instance {instance}; "
+                    "stopping instead of fetching the same page again"
+                )
+            seen.add(next_marker)
+            marker = next_marker
+
+    def get_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask | None:
+        """The task with this ID, or ``None`` when the instance does not list it."""
+        task_id = validation.instance_task_id(instance_task_id)
+        return select_task(self.iter_instance_tasks(instance_id), instance_task_id=task_id)
+
+    def find_instance_task(
+        self,
+        instance_id: str | None = None,
+        *,
+        instance_task_id: str | None = None,
+        instance_task_type: str | None = None,
+        created_after: dt.datetime | str | None = None,
+    ) -> InstanceTask | None:
+        """The task by ID, or the newest of a type created at or after ``created_after``.
+
+        Costs one request (the list holds every task) unless the service pages.
+        """
+        task_id = validation.instance_task_id(instance_task_id) if instance_task_id else None
+        task_type = validation.task_type(instance_task_type) if instance_task_type else None
+        after = validation.timestamp(created_after, "created_after")
+        return select_task(
+            self.iter_instance_tasks(instance_id),
+            instance_task_id=task_id,
+            instance_task_type=task_type,
+            created_after=after,
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one real list call (limit=1); ``(True, ...)`` when the credentials are accepted."""
+        try:
+            config = self.config
+            instance = config.instance_id or _PROBE_INSTANCE_ID
+            url = api.tasks_url(config.endpoint, config.project_id, instance, limit=1)
+            # One attempt: a connection test should answer fast.
+            result = self._get_page(url, RetryPolicy(max_retries=0))
+        except IoTDAAuthError as exc:
+            return False, f"Credentials rejected: {exc}"
+        except IoTDAForbiddenError as exc:
+            return False, f"Access denied: {exc}"
+        except IoTDAClientError as exc:
+            if config.instance_id is None and exc.status in (400, 404):
+                return True, (
+                    f"Credentials accepted by {config.endpoint} (project {config.project_id}); "
+                    "the connection names no instance_id"
+                )
+            return False, str(exc)
+        except IoTDATransportError as exc:
+            return False, str(exc)
+        except (IoTDAError, ValueError) as exc:
+            return False, str(exc)
+        return True, (
+            f"Connected to {config.endpoint}: instance {instance} lists {result.count} task(s)"
+        )
+
+
+def _read_limited(response: requests.Response, limit: int) -> bytes:
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise IoTDAInvalidResponseError(
+            f"IoTDA answer of {length} bytes exceeds the {limit}-byte limit",
+            status=response.status_code,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=65536):
+        size += len(chunk)
+        if size > limit:
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer exceeds the {limit}-byte limit", status=response.status_code
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _mask(secrets: list[str]) -> None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older task SDKs
+        logging.getLogger(__name__).debug("airflow.sdk.log.mask_secret unavailable")
+        return
+    for secret in secrets:
+        mask_secret(secret)

@@ -1,0 +1,301 @@
+"""Typed models of IoTDA instance tasks, parsed from (and back to) the API's JSON.
+
+Parsing is tolerant where the API may grow (unknown task types, statuses and extra fields are
+kept) and strict where a wrong shape would mislead (a missing ``task_id``, a ``status`` that is
+not a string, an unparsable time): those raise ``IoTDAInvalidResponseError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pendulum
+
+from airflow_provider_iotda.errors import IoTDAInvalidResponseError
+
+TASK_TYPES = (
+    "CREATE",
+    "MODIFY",
+    "DELETE",
+    "FREEZE",
+    "UNFREEZE",
+    "UPDATE_ACCESS_CONFIG",
+    "UPDATE_ALLOW_LISTS",
+    "OPEN_SNAT",
+)
+TASK_STATUSES = ("PENDING", "RUNNING", "SUCCESS", "FAILED")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def format_api_time(moment: dt.datetime) -> str:
+    """Format a datetime as the API does: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` in UTC."""
+    utc = moment.astimezone(dt.UTC)
+    return f"{utc.strftime(TIME_FORMAT)}.{utc.microsecond // 1000:03d}Z"
+
+
+def parse_api_time(value: Any, field_name: str) -> pendulum.DateTime | None:
+    """Parse an API time string to a UTC pendulum datetime; ``None`` for null or absent."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise IoTDAInvalidResponseError(
+            f"IoTDA answer has {field_name}={value!r}; expected an ISO time string"
+        )
+    try:
+        parsed = pendulum.parse(value, strict=False)
+    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as exc:
+        raise IoTDAInvalidResponseError(
+            f"IoTDA answer has {field_name}={value!r}; expected yyyy-MM-ddTHH:mm:ss.SSSZ"
+        ) from exc
+    if not isinstance(parsed, pendulum.DateTime):
+        raise IoTDAInvalidResponseError(f"IoTDA answer has {field_name}={value!r}; not a datetime")
+    return parsed.in_timezone("UTC")
+
+
+def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise IoTDAInvalidResponseError(
+            f"IoTDA answer has {where}{key}={value!r}; expected a string"
+        )
+    return str(value)
+
+
+def _required_str(data: Mapping[str, Any], key: str, where: str) -> str:
+    value = _optional_str(data, key, where)
+    if value is None or value == "":
+        raise IoTDAInvalidResponseError(f"IoTDA answer lacks {where}{key}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise IoTDAInvalidResponseError(f"IoTDA answer has {where}={value!r}; expected an object")
+    return value
+
+
+def _extra(data: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
+    known_set = set(known)
+    return {k: v for k, v in data.items() if k not in known_set}
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """Instance specification: ``type`` (e.g. ``iotda.standard.s2``) and unit ``size``."""
+
+    type: str | None = None
+    size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "flavor.") -> Flavor:
+        size = data.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+            raise IoTDAInvalidResponseError(f"IoTDA answer has {where}size={size!r}; expected int")
+        return cls(_optional_str(data, "type", where), size, _extra(data, ("type", "size")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "size": self.size, **self.extra}
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """The configuration a task moves the instance to."""
+
+    flavor: Flavor | None = None
+    charge_mode: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "target_config.") -> TargetConfig:
+        flavor = _mapping(data.get("flavor"), f"{where}flavor")
+        return cls(
+            Flavor.from_dict(flavor, f"{where}flavor.") if flavor is not None else None,
+            _optional_str(data, "charge_mode", where),
+            _extra(data, ("flavor", "charge_mode")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"flavor": self.flavor.to_dict() if self.flavor else None}
+        if self.charge_mode is not None:
+            out["charge_mode"] = self.charge_mode
+        return {**out, **self.extra}
+
+
+@dataclass(frozen=True)
+class OperateWindow:
+    """Maintenance window (UTC ``HH:mm``) in which a delayed change runs."""
+
+    start_time: str | None = None
+    end_time: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "operate_window.") -> OperateWindow:
+        return cls(
+            _optional_str(data, "start_time", where),
+            _optional_str(data, "end_time", where),
+            _extra(data, ("start_time", "end_time")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_time": self.start_time, "end_time": self.end_time, **self.extra}
+
+
+_TASK_FIELDS = (
+    "task_id",
+    "type",
+    "status",
+    "status_detail",
+    "create_time",
+    "start_time",
+    "end_time",
+    "target_config",
+    "operate_window",
+    "progress",
+)
+
+
+@dataclass(frozen=True)
+class InstanceTask:
+    """One management task of an IoTDA instance."""
+
+    task_id: str
+    type: str
+    status: str
+    status_detail: str | None = None
+    create_time: pendulum.DateTime | None = None
+    start_time: pendulum.DateTime | None = None
+    end_time: pendulum.DateTime | None = None
+    target_config: TargetConfig | None = None
+    operate_window: OperateWindow | None = None
+    progress: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "task.") -> InstanceTask:
+        """Parse one task object of the API; raises ``IoTDAInvalidResponseError`` on a bad shape."""
+        if not isinstance(data, Mapping):
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer has {where[:-1]}={data!r}; not an object"
+            )
+        target = _mapping(data.get("target_config"), f"{where}target_config")
+        window = _mapping(data.get("operate_window"), f"{where}operate_window")
+        progress = data.get("progress")
+        if progress is not None and (isinstance(progress, bool) or not isinstance(progress, int)):
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer has {where}progress={progress!r}; expected int"
+            )
+        return cls(
+            task_id=_required_str(data, "task_id", where),
+            type=_required_str(data, "type", where),
+            status=_required_str(data, "status", where),
+            status_detail=_optional_str(data, "status_detail", where),
+            create_time=parse_api_time(data.get("create_time"), f"{where}create_time"),
+            start_time=parse_api_time(data.get("start_time"), f"{where}start_time"),
+            end_time=parse_api_time(data.get("end_time"), f"{where}end_time"),
+            target_config=TargetConfig.from_dict(target, f"{where}target_config.")
+            if target is not None
+            else None,
+            operate_window=OperateWindow.from_dict(window, f"{where}operate_window.")
+            if window is not None
+            else None,
+            progress=progress,
+            extra=_extra(data, _TASK_FIELDS),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task in the API's JSON shape (times as the API's ISO strings)."""
+        out: dict[str, Any] = {
+            "task_id": self.task_id,
+            "type": self.type,
+            "status": self.status,
+            "status_detail": self.status_detail,
+            "create_time": format_api_time(self.create_time) if self.create_time else None,
+            "start_time": format_api_time(self.start_time) if self.start_time else None,
+            "end_time": format_api_time(self.end_time) if self.end_time else None,
+            "target_config": self.target_config.to_dict() if self.target_config else None,
+            "operate_window": self.operate_window.to_dict() if self.operate_window else None,
+        }
+        if self.progress is not None:
+            out["progress"] = self.progress
+        return {**out, **self.extra}
+
+    def describe(self) -> str:
+        """Short human description: ``MODIFY task 0a1b… is RUNNING (45%)``."""
+        progress = f" ({self.progress}%)" if self.progress is not None else ""
+        detail = f": {self.status_detail}" if self.status_detail else ""
+        return f"{self.type} task {self.task_id} is {self.status}{progress}{detail}"
+
+
+@dataclass(frozen=True)
+class InstanceTaskPage:
+    """One page of ``ListInstanceTasks``: the tasks, ``count`` (total) and ``marker`` (last ID)."""
+
+    tasks: list[InstanceTask]
+    count: int | None = None
+    marker: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> InstanceTaskPage:
+        """Parse a whole ``ListInstanceTasks`` answer."""
+        if not isinstance(data, Mapping):
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer is a {type(data).__name__}, expected an object with 'tasks'"
+            )
+        if "tasks" not in data:
+            raise IoTDAInvalidResponseError("IoTDA answer lacks 'tasks'")
+        raw_tasks = data["tasks"]
+        if raw_tasks is None:
+            raw_tasks = []
+        if not isinstance(raw_tasks, list):
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer has tasks of type {type(raw_tasks).__name__}; expected a list"
+            )
+        page = _mapping(data.get("page"), "page") or {}
+        count = page.get("count")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise IoTDAInvalidResponseError(f"IoTDA answer has page.count={count!r}; expected int")
+        tasks = [InstanceTask.from_dict(t, f"tasks[{i}].") for i, t in enumerate(raw_tasks)]
+        return cls(tasks, count, _optional_str(page, "marker", "page."))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "page": {"count": self.count, "marker": self.marker},
+            "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+
+def select_task(
+    tasks: Iterable[InstanceTask],
+    *,
+    instance_task_id: str | None = None,
+    instance_task_type: str | None = None,
+    created_after: dt.datetime | None = None,
+) -> InstanceTask | None:
+    """The task with ``instance_task_id``, or the newest of ``instance_task_type`` created at or
+    after ``created_after``; ``None`` when there is none."""
+    if (instance_task_id is None) == (instance_task_type is None):
+        raise ValueError("give exactly one of instance_task_id and instance_task_type")
+    if instance_task_id is not None:
+        return next((t for t in tasks if t.task_id == instance_task_id), None)
+    candidates = [
+        t
+        for t in tasks
+        if t.type == instance_task_type
+        and (
+            created_after is None or (t.create_time is not None and t.create_time >= created_after)
+        )
+    ]
+    if not candidates:
+        return None
+    epoch = pendulum.datetime(1970, 1, 1)
+    # Newest by creation time; the task ID (larger is newer) breaks ties.
+    return max(candidates, key=lambda t: (t.create_time or epoch, t.task_id))

@@ -1,0 +1,173 @@
+"""Checks on user input, run before any request is sent.
+
+Each check raises ``ValueError`` naming the field, the value and the allowed form, and returns
+the normalised value.  Path parameters are restricted to IoTDA's documented alphabets, so they
+can never change the request path (no ``/``, ``..``, ``%2F``, ``?``, ``#`` or newlines).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import re
+from collections.abc import Collection, Iterable
+from typing import Any
+
+import pendulum
+
+from airflow_provider_iotda.models import TASK_STATUSES, TASK_TYPES
+
+_INSTANCE_ID = re.compile(r"[a-f0-9-]{1,36}")
+_TASK_ID = re.compile(r"[a-f0-9-]{1,64}")
+_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MARKER = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_TASK_TYPE_OR_STATUS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
+
+OFFSET_RANGE = (0, 500)
+LIMIT_RANGE = (1, 500)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_pattern(field: str, value: object, pattern: re.Pattern[str], form: str) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise ValueError(f"{field} must be {form}; got {_shown(value)}")
+    return value
+
+
+def instance_id(value: object, field: str = "instance_id") -> str:
+    """An IoTDA instance ID: up to 36 of ``[a-f0-9-]``."""
+    return _check_pattern(field, value, _INSTANCE_ID, "1 to 36 characters of [a-f0-9-]")
+
+
+def instance_task_id(value: object, field: str = "instance_task_id") -> str:
+    """An IoTDA task ID: up to 64 of ``[a-f0-9-]``."""
+    return _check_pattern(field, value, _TASK_ID, "1 to 64 characters of [a-f0-9-]")
+
+
+def project_id(value: object, field: str = "project_id") -> str:
+    """A Huawei Cloud project ID: up to 64 of ``[A-Za-z0-9_-]``."""
+    return _check_pattern(field, value, _PROJECT_ID, "1 to 64 characters of [A-Za-z0-9_-]")
+
+
+def region(value: object, field: str = "region") -> str:
+    """A Huawei Cloud region such as ``cn-north-4``."""
+    return _check_pattern(field, value, _REGION, "a region name such as 'cn-north-4'")
+
+
+def marker(value: object, field: str = "marker") -> str:
+    """A page marker as returned by the API (string or number)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return _check_pattern(field, value, _MARKER, "1 to 128 characters of [A-Za-z0-9_.-]")
+
+
+def bounded_int(value: object, field: str, low: int, high: int) -> int:
+    """An integer in ``low..high`` (a string of digits is accepted, as templates render them)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{field} must be an integer from {low} to {high}; got {_shown(value)}")
+    return value
+
+
+def offset(value: object, field: str = "offset") -> int:
+    return bounded_int(value, field, *OFFSET_RANGE)
+
+
+def limit(value: object, field: str = "limit") -> int:
+    return bounded_int(value, field, *LIMIT_RANGE)
+
+
+def positive_number(value: object, field: str, *, allow_zero: bool = False) -> float:
+    """A number greater than 0 (or at least 0): seconds, intervals."""
+    number: float | None = None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    elif isinstance(value, dt.timedelta):
+        number = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    if number is not None and (number > 0 or (allow_zero and number == 0)) and number < math.inf:
+        return number
+    bound = "at least 0" if allow_zero else "greater than 0"
+    raise ValueError(f"{field} must be a number of seconds {bound}; got {_shown(value)}")
+
+
+def _upper_names(
+    value: object, field: str, known: Collection[str], *, allow_empty: bool
+) -> frozenset[str]:
+    items: Iterable[object]
+    if isinstance(value, str):
+        items = [part for part in re.split(r"[,\s]+", value) if part]
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | dict):
+        items = list(value)
+    else:
+        raise ValueError(f"{field} must be a name or a list of names; got {_shown(value)}")
+    names = frozenset(
+        _check_pattern(field, item, _TASK_TYPE_OR_STATUS, f"upper-case names such as {known[0]!r}")  # type: ignore[index]
+        for item in items
+    )
+    if not names and not allow_empty:
+        raise ValueError(f"{field} must name at least one of {', '.join(known)}")
+    return names
+
+
+def task_types(value: object, field: str = "task_types") -> frozenset[str]:
+    """Task types (known ones are ``CREATE``, ``MODIFY``, ...; new ones are accepted)."""
+    return _upper_names(value, field, TASK_TYPES, allow_empty=False)
+
+
+def task_statuses(value: object, field: str = "statuses") -> frozenset[str]:
+    """Task statuses (known ones are ``PENDING``, ``RUNNING``, ``SUCCESS``, ``FAILED``)."""
+    return _upper_names(value, field, TASK_STATUSES, allow_empty=False)
+
+
+def task_type(value: object, field: str = "instance_task_type") -> str:
+    """One task type such as ``MODIFY``."""
+    return _check_pattern(field, value, _TASK_TYPE_OR_STATUS, "an upper-case type such as 'MODIFY'")
+
+
+def timestamp(value: object, field: str) -> pendulum.DateTime | None:
+    """A datetime or an ISO-8601 string (naive means UTC); ``None`` and ``""`` stay ``None``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return pendulum.instance(moment).in_timezone("UTC")
+    if isinstance(value, str):
+        try:
+            parsed = pendulum.parse(value.strip())
+        except Exception as exc:  # pendulum raises several parser errors
+            raise ValueError(
+                f"{field} must be a datetime or an ISO-8601 string; got {_shown(value)}"
+            ) from exc
+        if isinstance(parsed, pendulum.DateTime):
+            return parsed.in_timezone("UTC")
+    raise ValueError(f"{field} must be a datetime or an ISO-8601 string; got {_shown(value)}")
+
+
+def one_of(value: object, field: str, allowed: Collection[str]) -> str:
+    """One of a fixed set of strings."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(
+            f"{field} must be one of {', '.join(sorted(allowed))}; got {_shown(value)}"
+        )
+    return value
+
+
+def as_bool(value: Any, field: str) -> bool:
+    """A boolean, also from the strings a URI carries (``true``/``false``/``1``/``0``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError(f"{field} must be true or false; got {_shown(value)}")
