@@ -67,7 +67,7 @@ def parse_tasks_response(status: int, headers: Mapping[str, str], body: bytes) -
         )
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # too deep a nesting
         snippet = body[:80].decode("utf-8", "replace")
         raise IoTDAInvalidResponseError(
             f"IoTDA answered {status} with a body that is not JSON: {snippet!r}",

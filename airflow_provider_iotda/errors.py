@@ -125,7 +125,7 @@ def parse_retry_after(value: str | None) -> float | None:
 def _describe_body(body: bytes) -> tuple[str | None, str | None]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if not isinstance(data, dict):
         return None, None

@@ -217,13 +217,15 @@ class InstanceTask:
             "task_id": self.task_id,
             "type": self.type,
             "status": self.status,
-            "status_detail": self.status_detail,
             "create_time": format_api_time(self.create_time) if self.create_time else None,
             "start_time": format_api_time(self.start_time) if self.start_time else None,
             "end_time": format_api_time(self.end_time) if self.end_time else None,
             "target_config": self.target_config.to_dict() if self.target_config else None,
             "operate_window": self.operate_window.to_dict() if self.operate_window else None,
         }
+        # Optional fields the API leaves out when it has nothing to say (see its example).
+        if self.status_detail is not None:
+            out["status_detail"] = self.status_detail
         if self.progress is not None:
             out["progress"] = self.progress
         return {**out, **self.extra}
@@ -242,6 +244,8 @@ class InstanceTaskPage:
     tasks: list[InstanceTask]
     count: int | None = None
     marker: str | None = None
+    # The marker as the JSON carried it (the API's example gives a number), for to_dict().
+    _marker_json: str | int | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: Any) -> InstanceTaskPage:
@@ -264,11 +268,16 @@ class InstanceTaskPage:
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
             raise IoTDAInvalidResponseError(f"IoTDA answer has page.count={count!r}; expected int")
         tasks = [InstanceTask.from_dict(t, f"tasks[{i}].") for i, t in enumerate(raw_tasks)]
-        return cls(tasks, count, _optional_str(page, "marker", "page."))
+        marker = _optional_str(page, "marker", "page.")
+        return cls(tasks, count, marker, page.get("marker") if marker is not None else None)
 
     def to_dict(self) -> dict[str, Any]:
+        """The page in the API's JSON shape (a number marker stays a number)."""
+        marker: str | int | None = self.marker
+        if self._marker_json is not None and str(self._marker_json) == self.marker:
+            marker = self._marker_json
         return {
-            "page": {"count": self.count, "marker": self.marker},
+            "page": {"count": self.count, "marker": marker},
             "tasks": [t.to_dict() for t in self.tasks],
         }
 

@@ -8,7 +8,9 @@ else exponential backoff with full jitter.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,14 @@ from airflow_provider_iotda.errors import IoTDAError, IoTDAThrottledError
 
 if TYPE_CHECKING:
     import tenacity
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def _async_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -60,10 +70,14 @@ class RetryPolicy:
         """A ``tenacity.Retrying`` for synchronous calls."""
         import tenacity
 
-        return tenacity.Retrying(**self._tenacity_kwargs(), **extra)
+        return tenacity.Retrying(
+            sleep=lambda seconds: _sleep(seconds), **self._tenacity_kwargs(), **extra
+        )
 
     def async_retrying(self, **extra: Any) -> tenacity.AsyncRetrying:
         """A ``tenacity.AsyncRetrying`` (waits with ``asyncio.sleep``) for the trigger."""
         import tenacity
 
-        return tenacity.AsyncRetrying(**self._tenacity_kwargs(), **extra)
+        return tenacity.AsyncRetrying(
+            sleep=lambda seconds: _async_sleep(seconds), **self._tenacity_kwargs(), **extra
+        )

@@ -130,8 +130,13 @@ class IoTDAHook(BaseHook):
     def _send_once(self, url: str) -> InstanceTaskPage:
         config = self.config
         try:
+            # verify is passed on every call: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+            # override a session's verify=False.
             with self.get_conn().get(
-                url, timeout=(config.connect_timeout, config.timeout), stream=True
+                url,
+                timeout=(config.connect_timeout, config.timeout),
+                stream=True,
+                verify=config.verify,
             ) as response:
                 body = _read_limited(response, api.MAX_BODY_BYTES)
                 return api.parse_tasks_response(response.status_code, response.headers, body)

@@ -27,6 +27,7 @@ timeline entry is ``[status, seconds_after_creation]`` or ``[status, seconds, st
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -225,7 +226,9 @@ def _entry(raw: object, where: str) -> TimelineEntry:
     return TimelineEntry(str(status), seconds, detail)
 
 
-def make_timeline(raw: Iterable[object] | None, where: str = "timeline") -> tuple[TimelineEntry, ...]:
+def make_timeline(
+    raw: Iterable[object] | None, where: str = "timeline"
+) -> tuple[TimelineEntry, ...]:
     """Validate a timeline; ``None`` means an already finished task (SUCCESS at 0 s)."""
     if raw is None:
         return (TimelineEntry("SUCCESS", 0.0),)
@@ -234,7 +237,7 @@ def make_timeline(raw: Iterable[object] | None, where: str = "timeline") -> tupl
     entries = tuple(_entry(item, f"{where}[{i}]") for i, item in enumerate(raw))
     if not entries:
         raise ScenarioError(f"{where} must not be empty")
-    for previous, current in zip(entries, entries[1:], strict=False):
+    for previous, current in itertools.pairwise(entries):
         if current.at < previous.at:
             raise ScenarioError(f"{where}: times must not decrease")
         if previous.status in TERMINAL_STATUSES:
