@@ -1,0 +1,126 @@
+"""Provider registration: metadata valid for Airflow, entry point, and what the CLI shows."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import airflow
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from airflow_provider_iotda import get_provider_info as provider_module
+from airflow_provider_iotda.config import CONN_TYPE, EXTRA_FIELDS
+from airflow_provider_iotda.get_provider_info import get_provider_info
+from airflow_provider_iotda.hooks.iotda import IoTDAHook
+
+AIRFLOW_DIR = Path(airflow.__file__).parent
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((AIRFLOW_DIR / name).read_text())  # type: ignore[no-any-return]
+
+
+def test_provider_info_validates_against_airflows_schema() -> None:
+    jsonschema.validate(get_provider_info(), _schema("provider_info.schema.json"))
+
+
+def test_connection_type_validates_against_the_provider_yaml_schema() -> None:
+    """``provider_info.schema.json`` does not describe the UI fields; provider.yaml's does."""
+    item_schema = _schema("provider.yaml.schema.json")["properties"]["connection-types"]["items"]
+    for connection_type in get_provider_info()["connection-types"]:
+        jsonschema.validate(connection_type, item_schema)
+
+
+def test_validation_would_catch_a_broken_provider_info() -> None:
+    broken = get_provider_info()
+    del broken["name"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, _schema("provider_info.schema.json"))
+
+
+def test_connection_type_matches_the_hook() -> None:
+    (connection_type,) = get_provider_info()["connection-types"]
+    assert connection_type["connection-type"] == CONN_TYPE == IoTDAHook.conn_type
+    module_name, _, class_name = connection_type["hook-class-name"].rpartition(".")
+    assert getattr(importlib.import_module(module_name), class_name) is IoTDAHook
+    assert connection_type["ui-field-behaviour"] == IoTDAHook.get_ui_field_behaviour()
+    assert connection_type["hook-name"] == IoTDAHook.hook_name
+
+
+def test_every_connection_extra_is_in_the_form() -> None:
+    (connection_type,) = get_provider_info()["connection-types"]
+    assert set(connection_type["conn-fields"]) == set(EXTRA_FIELDS)
+    for name, field in connection_type["conn-fields"].items():
+        jsonschema.Draft7Validator.check_schema(field["schema"])
+        if "default" in field["schema"]:
+            jsonschema.validate(field["schema"]["default"], field["schema"])
+        assert field["label"], name
+
+
+def test_form_schemas_agree_with_the_connection_checks() -> None:
+    fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert jsonschema.Draft7Validator(fields["instance_id"]["schema"]).is_valid(
+        "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
+    )
+    assert not jsonschema.Draft7Validator(fields["instance_id"]["schema"]).is_valid("../x")
+    assert not jsonschema.Draft7Validator(fields["max_retries"]["schema"]).is_valid(11)
+    assert fields["auth"]["schema"]["enum"] == ["aksk", "derived", "auto"]
+
+
+def test_python_modules_named_in_the_provider_info() -> None:
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-iotda"
+    assert info["versions"][0] == importlib.import_module("airflow_provider_iotda").__version__
+    assert info["hooks"][0]["python-modules"] == ["airflow_provider_iotda.hooks.iotda"]
+    integrations = {i["integration-name"] for i in info["integrations"]}
+    for kind in ("hooks", "sensors", "triggers", "operators"):
+        for entry in info[kind]:
+            assert entry["integration-name"] in integrations
+
+
+def test_entry_point_is_registered() -> None:
+    (entry_point,) = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_iotda")
+    ]
+    assert entry_point.name == "provider_info"
+    assert entry_point.value == "airflow_provider_iotda.get_provider_info:get_provider_info"
+    assert entry_point.load() is provider_module.get_provider_info
+
+
+CLI_SCRIPT = """
+import json, sys
+from airflow.cli import cli_parser
+parser = cli_parser.get_parser()
+for argv in (["providers", "list", "-o", "json"], ["providers", "hooks", "-o", "json"]):
+    args = parser.parse_args(argv)
+    args.func(args)
+    sys.stdout.write("\\n@@@\\n")
+"""
+
+
+def test_airflow_cli_lists_the_provider_and_the_hook() -> None:
+    """``airflow providers list`` and ``airflow providers hooks``, in one fresh interpreter."""
+    result = subprocess.run(
+        [sys.executable, "-c", CLI_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),  # the tests' temporary AIRFLOW_HOME
+        timeout=120,
+        check=True,
+    )
+    listed, hooks, _ = result.stdout.split("\n@@@\n")
+    providers = {p["package_name"]: p for p in json.loads(listed.strip())}
+    assert providers["airflow-provider-iotda"]["version"] == get_provider_info()["versions"][0]
+    by_type = {h["connection_type"]: h for h in json.loads(hooks.strip())}
+    assert by_type[CONN_TYPE]["class"] == "airflow_provider_iotda.hooks.iotda.IoTDAHook"
+    assert by_type[CONN_TYPE]["package_name"] == "airflow-provider-iotda"
+    assert by_type[CONN_TYPE]["conn_id_attribute_name"] == "iotda_conn_id"
