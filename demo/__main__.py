@@ -1,0 +1,210 @@
+"""``make demo``: the example DAGs in a real Airflow against the built-in IoTDA simulator.
+
+Steps: a temporary AIRFLOW_HOME with sqlite (``airflow db migrate``); the simulator with the
+demo scenario on a free loopback port; ``iotda_default`` pointed at it through the
+environment; ``airflow dags test`` for ``wait_for_modify`` (deferrable) and
+``audit_instance_tasks``; a table of the audit file; a scan of everything Airflow wrote for the
+demo's secret key.  The simulator is stopped on every exit path.  Exit code 0 only if both DAG
+runs succeeded and no secret leaked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIO = REPO / "airflow_provider_iotda" / "simulator" / "demo_scenario.json"
+# Recognisable demo credentials: the final check greps every output and file for them.
+DEMO_AK = "DEMOACCESSKEY000001"
+DEMO_SK = "DEMO-SECRET-KEY-must-never-appear-7c41"
+DEMO_TOKEN = "DEMO-SECURITY-TOKEN-must-never-appear-19be"
+DEMO_PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+SECRETS = (DEMO_SK, DEMO_TOKEN)
+# A structlog line of `airflow dags test`: time, level, message, [logger], key=value...
+LOG_LINE = re.compile(r"^(\S+)\s+\[(\w+)\s*\]\s+(.*?)\s+\[([\w.]+)\]")
+RUN_STATE = re.compile(r"\bstate=(\w+)")
+
+
+def say(text: str) -> None:
+    print(f"\033[1m==> {text}\033[0m" if sys.stdout.isatty() else f"==> {text}", flush=True)
+
+
+def start_simulator(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """Start the simulator on a free port; returns the process and its base URL."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "airflow_provider_iotda.simulator",
+        "--port",
+        "0",
+        "--ak",
+        DEMO_AK,
+        "--sk",
+        DEMO_SK,
+        "--project-id",
+        DEMO_PROJECT,
+        "--scenario",
+        str(SCENARIO),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise RuntimeError(f"simulator did not start (printed {url!r})")
+    return proc, url
+
+
+def interesting(line: str) -> str | None:
+    """The part of an ``airflow dags test`` line worth showing, or None.
+
+    Shown: what the provider's sensor, trigger and operator log, what the example DAGs' own
+    tasks log, errors, and the final state of the DAG run.
+    """
+    match = LOG_LINE.match(line.rstrip())
+    if match is None:
+        return None
+    stamp, level, message, logger = match.groups()
+    clock = stamp[11:19]
+    if "DagRun Finished" in message:
+        state = RUN_STATE.search(message)
+        return f"{clock} DAG run finished: {state.group(1) if state else '?'}"
+    ours = "airflow_provider_iotda" in logger or "unusual_prefix" in logger
+    if ours or level in ("error", "critical"):
+        return f"{clock} {message[:200]}"
+    return None
+
+
+def run_dag_test(args: list[str], env: dict[str, str], transcript: list[str]) -> bool:
+    """Run ``airflow dags test ...``, echo the interesting lines, keep the whole transcript."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "dags", "test", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    previous = None
+    for line in proc.stdout:
+        transcript.append(line)
+        shown = interesting(line)
+        # The sensor and its trigger may log the same status twice in a row: show it once.
+        if shown and shown[9:] != previous:
+            print("   " + shown, flush=True)
+            previous = shown[9:]
+    return proc.wait() == 0
+
+
+def audit_table(base: Path) -> list[Path]:
+    """Print a table (instance x type x status) of every audit file under ``base``."""
+    files = sorted(p for p in base.rglob("*") if p.is_file())
+    for path in files:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        say(f"audit file {path} holds {len(records)} record(s)")
+        counts = Counter((r["instance_id"], r["type"], r["status"]) for r in records)
+        print(f"   {'instance':<38}{'type':<22}{'status':<9}{'count':>5}")
+        for (instance, task_type, status), n in sorted(counts.items()):
+            print(f"   {instance:<38}{task_type:<22}{status:<9}{n:>5}")
+    return files
+
+
+def find_leaks(home: Path, transcript: list[str]) -> list[str]:
+    """Every place (output or file under AIRFLOW_HOME) where a demo secret appears."""
+    leaks = [
+        f"output line: {line.strip()[:80]}"
+        for line in transcript
+        if any(s in line for s in SECRETS)
+    ]
+    for path in home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            leaks += [f"file {path}" for s in SECRETS if s.encode() in data]
+    return leaks
+
+
+def main() -> int:
+    started = time.monotonic()
+    home = Path(tempfile.mkdtemp(prefix="iotda-demo-airflow-home-"))
+    audit_base = home / "audit"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "IOTDA_AUDIT_BASE": str(audit_base),
+        "IOTDA_EXAMPLE_POKE_INTERVAL": "4",
+        "PYTHONUNBUFFERED": "1",
+    }
+    scenario = json.loads(SCENARIO.read_text())
+    instances = [i["instance_id"] for i in scenario["instances"]]
+    say(f"AIRFLOW_HOME={home} (sqlite); migrating the metadata database")
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    simulator, url = start_simulator(env)
+    transcript: list[str] = []
+    ok = {"wait_for_modify": False, "audit_instance_tasks": False}
+    try:
+        say(f"IoTDA simulator listening on {url} with {len(instances)} instances")
+        env["AIRFLOW_CONN_IOTDA_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "huaweicloud_iotda",
+                "login": DEMO_AK,
+                "password": DEMO_SK,
+                "extra": {
+                    "endpoint": url,
+                    "region": "cn-north-4",
+                    "project_id": DEMO_PROJECT,
+                    "instance_id": instances[0],
+                    "security_token": DEMO_TOKEN,
+                },
+            }
+        )
+        env["AIRFLOW_VAR_IOTDA_AUDIT_INSTANCE_IDS"] = json.dumps(instances)
+        say("airflow dags test wait_for_modify  (deferrable sensor waits for the MODIFY task)")
+        ok["wait_for_modify"] = run_dag_test(["wait_for_modify"], env, transcript)
+        yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+        say(f"airflow dags test audit_instance_tasks {yesterday}")
+        ok["audit_instance_tasks"] = run_dag_test(
+            ["audit_instance_tasks", yesterday], env, transcript
+        )
+        audit_table(audit_base)
+    finally:
+        simulator.send_signal(signal.SIGTERM)
+        try:
+            simulator.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            simulator.kill()
+    (home / "demo-transcript.log").write_text("".join(transcript))
+    say(f"full output of both DAG runs: {home / 'demo-transcript.log'}")
+    leaks = find_leaks(home, transcript)
+    for leak in leaks:
+        print(f"   SECRET LEAK: {leak}")
+    say(f"secret scan of {len(transcript)} output lines and {home}: {len(leaks)} leak(s)")
+    for dag_id, success in ok.items():
+        say(f"{dag_id}: {'success' if success else 'FAILED'}")
+    say(f"demo took {time.monotonic() - started:.0f} s")
+    return 0 if all(ok.values()) and not leaks else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; simulator stopped", file=sys.stderr)
+        sys.exit(130)
