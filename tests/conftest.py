@@ -6,12 +6,10 @@ tests do not depend on each other's order.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,28 +31,9 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflow.db'}"
 os.environ.pop("AIRFLOW_CONN_IOTDA_DEFAULT", None)
 
-# Credentials used throughout the tests; the SK is recognisable so leak checks can grep for it.
-TEST_AK = "TESTACCESSKEY0000001"
-TEST_SK = "TESTSECRETKEY-do-not-leak-9f3a1c"
-TEST_TOKEN = "TESTSECURITYTOKEN-do-not-leak-77aa"
-TEST_PROJECT = "0123456789abcdef0123456789abcdef"
-TEST_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
-TEST_ENDPOINT = "https://iotda-mgmt.cn-north-4.myhuaweicloud.com"
-
-
-def connection_json(**extra: object) -> str:
-    """An ``AIRFLOW_CONN_*`` JSON value for a ``huaweicloud_iotda`` connection."""
-    extras: dict[str, object] = {
-        "region": "cn-north-4",
-        "project_id": TEST_PROJECT,
-        "instance_id": TEST_INSTANCE,
-        "max_retries": 3,
-    }
-    extras.update(extra)
-    extras = {k: v for k, v in extras.items() if v is not None}
-    return json.dumps(
-        {"conn_type": "huaweicloud_iotda", "login": TEST_AK, "password": TEST_SK, "extra": extras}
-    )
+# Shared values live in a module with a unique name: ``from conftest import ...`` is ambiguous
+# once test folders have conftest.py files of their own.
+from iotda_test_values import TEST_ENDPOINT, connection_json  # noqa: E402
 
 
 @pytest.fixture
@@ -80,7 +59,7 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[Path]:
+def airflow_db() -> Path:
     """Migrate the temporary sqlite metadata DB once (about 3 s) for DAG-level tests."""
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
@@ -89,4 +68,4 @@ def airflow_db() -> Iterator[Path]:
         env=os.environ.copy(),
         timeout=300,
     )
-    yield _HOME
+    return _HOME

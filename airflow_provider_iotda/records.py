@@ -1,0 +1,245 @@
+"""Instance-task records: filtering, flattening and serialising (JSON, JSONL, CSV).
+
+Pure functions shared by ``IoTDAInstanceTaskListOperator``, the example DAGs, tests and
+benchmarks.  A *record* is one task in the API's JSON shape (field names as the API spells
+them, times as the API's ISO strings) prefixed with the ``instance_id`` and ``project_id`` it
+belongs to::
+
+    {"instance_id": "...", "project_id": "...", "task_id": "...", "type": "MODIFY", ...}
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from airflow_provider_iotda.models import InstanceTask
+
+Record = dict[str, Any]
+
+OUTPUT_FORMATS = ("json", "jsonl", "csv")
+#: File suffixes from which the output format is inferred.
+SUFFIX_FORMATS: Mapping[str, str] = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+}
+#: CSV columns always present, in this order; other (nested) fields follow, sorted by name.
+CSV_COLUMNS = (
+    "instance_id",
+    "project_id",
+    "task_id",
+    "type",
+    "status",
+    "status_detail",
+    "create_time",
+    "start_time",
+    "end_time",
+    "progress",
+    "target_config.flavor.type",
+    "target_config.flavor.size",
+    "target_config.charge_mode",
+    "operate_window.start_time",
+    "operate_window.end_time",
+)
+CONTENT_TYPES: Mapping[str, str] = {
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+}
+
+
+def matches(
+    task: InstanceTask,
+    *,
+    task_types: Collection[str] | None = None,
+    statuses: Collection[str] | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+) -> bool:
+    """Whether ``task`` passes the filters (``None`` means no filter on that field).
+
+    The creation-time window is half-open: ``created_after <= create_time < created_before``,
+    so consecutive daily windows never count a task twice.  A task without ``create_time`` is
+    dropped whenever a time bound is given.
+    """
+    if task_types is not None and task.type not in task_types:
+        return False
+    if statuses is not None and task.status not in statuses:
+        return False
+    if created_after is None and created_before is None:
+        return True
+    created = task.create_time
+    if created is None:
+        return False
+    if created_after is not None and created < created_after:
+        return False
+    return not (created_before is not None and created >= created_before)
+
+
+def filter_tasks(
+    tasks: Iterable[InstanceTask],
+    *,
+    task_types: Collection[str] | None = None,
+    statuses: Collection[str] | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+) -> list[InstanceTask]:
+    """The tasks that pass :func:`matches`, in their original order."""
+    return [
+        t
+        for t in tasks
+        if matches(
+            t,
+            task_types=task_types,
+            statuses=statuses,
+            created_after=created_after,
+            created_before=created_before,
+        )
+    ]
+
+
+def task_record(instance_id: str, project_id: str, task: InstanceTask) -> Record:
+    """One record: ``instance_id`` and ``project_id`` followed by the task's API fields."""
+    return {"instance_id": instance_id, "project_id": project_id, **task.to_dict()}
+
+
+def infer_format(path: str) -> str | None:
+    """The output format named by the suffix of ``path`` (a path or URL), or ``None``."""
+    name = path.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    return SUFFIX_FORMATS.get(name[dot:])
+
+
+#: Object fields of the API that may be null; a null one yields no keys when flattened.
+_NULLABLE_OBJECTS = frozenset({"target_config", "target_config.flavor", "operate_window"})
+
+
+def _flatten_into(out: Record, prefix: str, value: Any) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            _flatten_into(out, f"{prefix}.{key}", item)
+    elif not (value is None and prefix in _NULLABLE_OBJECTS):
+        out[prefix] = value
+
+
+def flatten(record: Mapping[str, Any]) -> Record:
+    """Nested objects become dotted keys (``target_config.flavor.type``).
+
+    A null ``target_config``, ``target_config.flavor`` or ``operate_window`` yields no keys;
+    empty objects and lists are kept as values under their own key.
+    """
+    out: Record = {}
+    for key, value in record.items():
+        _flatten_into(out, str(key), value)
+    return out
+
+
+def csv_header(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """:data:`CSV_COLUMNS`, then every other key of the flattened ``rows``, sorted."""
+    fixed = set(CSV_COLUMNS)
+    others = sorted({key for row in rows for key in row if key not in fixed})
+    return [*CSV_COLUMNS, *others]
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def to_csv_rows(records: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The CSV header and the rows as strings (null -> empty cell, lists -> JSON)."""
+    flat = [flatten(r) for r in records]
+    header = csv_header(flat)
+    return header, [[_csv_cell(row.get(column)) for column in header] for row in flat]
+
+
+# Line breaks other than "\n" that JSON leaves raw in strings; escaped in JSONL so that
+# line-splitting readers (str.splitlines, many log tools) see one record a line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _json_line(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
+def serialise(records: Sequence[Mapping[str, Any]], output_format: str) -> bytes:
+    """The whole file as UTF-8 bytes.
+
+    ``json``: one array (``[]`` when empty); ``jsonl``: one record a line (empty when there is
+    none); ``csv``: a header line (always) and one row a record, ``\\n`` line ends.
+    """
+    if output_format == "json":
+        return (json.dumps(list(records), ensure_ascii=False) + "\n").encode()
+    if output_format == "jsonl":
+        return "".join(_json_line(r) + "\n" for r in records).encode()
+    if output_format == "csv":
+        header, rows = to_csv_rows(records)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buffer.getvalue().encode()
+    raise ValueError(
+        f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
+    )
+
+
+def parse(data: bytes | str, output_format: str) -> list[Record]:
+    """Read a file written by :func:`serialise` back (CSV rows come back flat, as strings)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    if output_format == "json":
+        loaded = json.loads(text)
+        if not isinstance(loaded, list):
+            raise ValueError("a json task file must hold one array")
+        return loaded
+    if output_format == "jsonl":
+        return [json.loads(line) for line in text.split("\n") if line.strip()]
+    if output_format == "csv":
+        return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+    raise ValueError(
+        f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
+    )
+
+
+def count_by(records: Iterable[Mapping[str, Any]], field: str) -> dict[str, int]:
+    """How many records have each value of ``field``, sorted by value."""
+    counts = Counter(str(r.get(field)) for r in records)
+    return dict(sorted(counts.items()))
+
+
+def summary_table(records: Sequence[Mapping[str, Any]]) -> str:
+    """A plain-text table of record counts by instance, type and status."""
+    counts = Counter(
+        (str(r.get("instance_id")), str(r.get("type")), str(r.get("status"))) for r in records
+    )
+    header = ("instance_id", "type", "status", "tasks")
+    rows = [(*key, str(n)) for key, n in sorted(counts.items())]
+    rows.append(("TOTAL", "", "", str(len(records))))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if i == len(row) - 1 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])

@@ -1,0 +1,185 @@
+"""Helpers for the operator tests: a requests-mock fake of ListInstanceTasks, test IDs."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests_mock
+
+# Own constants: ``from conftest import ...`` is ambiguous once tests/dags/conftest.py exists
+# (whichever conftest pytest imported last owns the module name).
+OP_AK = "OPTESTACCESSKEY00001"
+OP_SK = "OPTEST-SECRET-KEY-do-not-leak-41c7"
+OP_TOKEN = "OPTEST-SECURITY-TOKEN-do-not-leak-8d2e"
+TEST_PROJECT = "0123456789abcdef0123456789abcdef"
+TEST_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
+TEST_ENDPOINT = "https://iotda-mgmt.cn-north-4.myhuaweicloud.com"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def connection_json(**extra: object) -> str:
+    """An ``AIRFLOW_CONN_*`` value for ``iotda_default`` (``None`` drops a default extra)."""
+    extras: dict[str, object] = {
+        "region": "cn-north-4",
+        "project_id": TEST_PROJECT,
+        "instance_id": TEST_INSTANCE,
+        "max_retries": 3,
+    }
+    extras.update(extra)
+    return json.dumps(
+        {
+            "conn_type": "huaweicloud_iotda",
+            "login": OP_AK,
+            "password": OP_SK,
+            "extra": {k: v for k, v in extras.items() if v is not None},
+        }
+    )
+
+
+# Instance IDs used by the tests (valid: [a-f0-9-]).
+INSTANCE_A = "aaaaaaaa-0000-4000-8000-00000000000a"
+INSTANCE_B = "bbbbbbbb-0000-4000-8000-00000000000b"
+INSTANCE_C = "cccccccc-0000-4000-8000-00000000000c"
+
+
+def tasks_url(instance_id: str) -> str:
+    return f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances/{instance_id}/tasks"
+
+
+def api_task(
+    task_id: str,
+    type: str = "MODIFY",
+    status: str = "SUCCESS",
+    create_time: str | None = "2024-05-01T10:00:00.000Z",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A task object as the API returns it (``status_detail``/``progress`` only when given)."""
+    task: dict[str, Any] = {
+        "task_id": task_id,
+        "type": type,
+        "status": status,
+        "create_time": create_time,
+        "start_time": None,
+        "end_time": None,
+        "target_config": None,
+        "operate_window": None,
+    }
+    task.update(fields)
+    return task
+
+
+class FakeIoTDA:
+    """Serves each instance's task list (newest first) with real marker paging.
+
+    ``fail[instance_id]`` is a status code answered for that instance; ``on_request`` is
+    called (in the requesting thread) before each answer.  :meth:`answer` is the whole logic;
+    requests-mock (``mocker``) or :class:`LoopbackIoTDA` (a real socket) serve it.
+    """
+
+    def __init__(self, mocker: requests_mock.Mocker | None = None) -> None:
+        self.mocker = mocker
+        self.instances: dict[str, list[dict[str, Any]]] = {}
+        self.fail: dict[str, int] = {}
+        self.on_request: Callable[[str], None] | None = None
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self._lock = threading.Lock()
+
+    def add(self, instance_id: str, tasks: list[dict[str, Any]]) -> None:
+        self.instances[instance_id] = tasks
+        if self.mocker is not None:
+            self.mocker.get(tasks_url(instance_id), json=self._mock_callback(instance_id))
+
+    def answer(self, instance_id: str, qs: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """(status, JSON body) for one list call with query ``qs``."""
+        with self._lock:
+            self.requests.append((instance_id, qs))
+        if self.on_request is not None:
+            self.on_request(instance_id)
+        status = self.fail.get(instance_id)
+        if status is not None:
+            return status, {"error_code": "IOTDA.000006", "error_msg": f"injected {status}"}
+        tasks = self.instances[instance_id]
+        marker = qs.get("marker", [None])[0]
+        limit = int(qs.get("limit", ["500"])[0])
+        start = 0
+        if marker is not None:
+            start = next(i for i, t in enumerate(tasks) if t["task_id"] == marker) + 1
+        page = tasks[start : start + limit]
+        return 200, {
+            "tasks": page,
+            "page": {"count": len(tasks), "marker": page[-1]["task_id"] if page else None},
+        }
+
+    def _mock_callback(self, instance_id: str) -> Callable[[Any, Any], Any]:
+        def callback(request: Any, context: Any) -> Any:
+            status, body = self.answer(instance_id, request.qs)
+            context.status_code = status
+            context.headers["X-Request-Id"] = "req-1"
+            return body
+
+        return callback
+
+    def requests_for(self, instance_id: str) -> list[dict[str, list[str]]]:
+        return [qs for inst, qs in self.requests if inst == instance_id]
+
+
+_TASKS_PATH = re.compile(r"/v5/iot/[^/]+/iotda-instances/([a-f0-9-]+)/tasks")
+
+
+class LoopbackIoTDA(FakeIoTDA):
+    """:class:`FakeIoTDA` on a real HTTP socket on 127.0.0.1, one thread per connection.
+
+    requests-mock serialises every request behind one global lock, so concurrency can only be
+    observed through a real server.  Signatures are not checked here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                match = re.fullmatch(
+                    r"/v5/iot/[^/]+/iotda-instances/([a-f0-9-]+)/tasks", parts.path
+                )
+                if match is None or match.group(1) not in fake.instances:
+                    status, body = 404, {"error_code": "IOTDA.000404", "error_msg": "no such"}
+                else:
+                    status, body = fake.answer(match.group(1), parse_qs(parts.query))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> LoopbackIoTDA:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
