@@ -184,7 +184,8 @@ def serialise(records: Sequence[Mapping[str, Any]], output_format: str) -> bytes
     """The whole file as UTF-8 bytes.
 
     ``json``: one array (``[]`` when empty); ``jsonl``: one record a line (empty when there is
-    none); ``csv``: a header line (always) and one row a record, ``\\n`` line ends.
+    none); ``csv``: a header line (always) and one row a record, RFC 4180 ``\\r\\n`` line
+    ends (so a field holding a lone ``\\r`` or ``\\n`` is quoted and reads back intact).
     """
     if output_format == "json":
         return (json.dumps(list(records), ensure_ascii=False) + "\n").encode()
@@ -193,7 +194,7 @@ def serialise(records: Sequence[Mapping[str, Any]], output_format: str) -> bytes
     if output_format == "csv":
         header, rows = to_csv_rows(records)
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(header)
         writer.writerows(rows)
         return buffer.getvalue().encode()

@@ -477,7 +477,7 @@ class TestStorageOutput:
 
     @pytest.mark.parametrize(
         ("suffix", "content"),
-        [("json", "[]\n"), ("jsonl", ""), ("csv", ",".join(records.CSV_COLUMNS) + "\n")],
+        [("json", "[]\n"), ("jsonl", ""), ("csv", ",".join(records.CSV_COLUMNS) + "\r\n")],
     )
     def test_empty_result_still_writes_a_valid_file(
         self, fake_iotda: FakeIoTDA, tmp_path: Path, capsys: Any, suffix: str, content: str
@@ -486,7 +486,7 @@ class TestStorageOutput:
         target = tmp_path / f"tasks.{suffix}"
         target.write_text("old content that must go\n" * 100)
         summary = op(instance_ids=INSTANCE_A, destination=f"file://{target}").execute({})
-        assert target.read_text() == content
+        assert target.read_bytes().decode() == content
         assert summary["records"] == 0
         assert summary["empty"] is True
         assert summary["by_type"] == {}

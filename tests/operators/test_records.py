@@ -199,7 +199,7 @@ class TestSerialise:
         [
             ("json", b"[]\n"),
             ("jsonl", b""),
-            ("csv", (",".join(records.CSV_COLUMNS) + "\n").encode()),
+            ("csv", (",".join(records.CSV_COLUMNS) + "\r\n").encode()),
         ],
     )
     def test_empty_files_are_valid(self, fmt: str, expected: bytes) -> None:
