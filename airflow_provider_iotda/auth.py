@@ -1,8 +1,9 @@
 """Huawei Cloud AK/SK request signing (SDK-HMAC-SHA256 and V11-HMAC-SHA256).
 
-Pure functions shared by the synchronous hook (through :class:`SigningAuth`, a
-``requests.auth.AuthBase``), the asynchronous trigger and the simulator, which verifies
-signatures with the same canonical forms.  Nothing here performs I/O.
+Pure functions shared by the synchronous hook (through ``hooks.iotda.SigningAuth``, a
+``requests.auth.AuthBase``), the asynchronous hook of the trigger and the simulator, which
+verifies signatures with the same canonical forms.  Nothing here performs I/O or imports an
+HTTP client, so importing it stays cheap.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 from urllib.parse import quote, unquote, urlsplit
-
-import requests
-import requests.auth
 
 Algorithm = Literal["SDK-HMAC-SHA256", "V11-HMAC-SHA256"]
 SDK_ALGORITHM: Final = "SDK-HMAC-SHA256"
@@ -228,30 +226,6 @@ def sign_request(
         credentials, method, parts.path or "/", parts.query, to_sign, payload
     )
     return out
-
-
-class SigningAuth(requests.auth.AuthBase):
-    """``requests`` auth that signs every request (each retry afresh) just before it is sent."""
-
-    def __init__(self, credentials: Credentials) -> None:
-        self.credentials = credentials
-
-    def __repr__(self) -> str:
-        return f"SigningAuth(access_key={self.credentials.access_key!r})"
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        stale = {"authorization", DATE_HEADER.lower(), SECURITY_TOKEN_HEADER.lower()}
-        body = request.body
-        request.headers.update(
-            sign_request(
-                self.credentials,
-                request.method or "GET",
-                request.url or "",
-                {k: v for k, v in request.headers.items() if k.lower() not in stale},
-                body if isinstance(body, bytes | str) else None,
-            )
-        )
-        return request
 
 
 @dataclass(frozen=True)

@@ -153,13 +153,13 @@ class IoTDAConnectionConfig:
 
 
 def _extras(conn: Connection) -> dict[str, Any]:
-    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else None
-    if extra is None:
-        raw = conn.extra or "{}"
-        try:
-            extra = json.loads(raw)
-        except ValueError as exc:
-            raise ValueError(f"connection {conn.conn_id!r}: extra is not valid JSON") from exc
+    # Parse ``conn.extra`` here rather than reading ``extra_dejson``: that property calls the
+    # synchronous ``mask_secret``, which blocks (or raises) inside the triggerer's event loop.
+    # Callers mask ``config.secrets()`` themselves, sync or async.
+    try:
+        extra = json.loads(conn.extra or "{}")
+    except ValueError as exc:
+        raise ValueError(f"connection {conn.conn_id!r}: extra is not valid JSON") from exc
     if not isinstance(extra, Mapping):
         raise ValueError(f"connection {conn.conn_id!r}: extra must be a JSON object")
     return dict(extra)
@@ -181,9 +181,10 @@ def _optional(extras: Mapping[str, Any], key: str, check: Any, where: str) -> An
 
 
 def _endpoint(value: str, where: str) -> str:
-    url = value.strip().rstrip("/")
+    url = value.strip()
     if "://" not in url:
         url = "https://" + url
+    url = url.rstrip("/")  # after the scheme check: "http://" must not become host "http"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(

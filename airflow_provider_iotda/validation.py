@@ -24,6 +24,8 @@ _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MARKER = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _TASK_TYPE_OR_STATUS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
+# Airflow's own rule for connection IDs (airflow.models.connection.RE_SANITIZE_CONN_ID).
+_CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")
 
 OFFSET_RANGE = (0, 500)
 LIMIT_RANGE = (1, 500)
@@ -53,6 +55,12 @@ def instance_task_id(value: object, field: str = "instance_task_id") -> str:
 def project_id(value: object, field: str = "project_id") -> str:
     """A Huawei Cloud project ID: up to 64 of ``[A-Za-z0-9_-]``."""
     return _check_pattern(field, value, _PROJECT_ID, "1 to 64 characters of [A-Za-z0-9_-]")
+
+
+def conn_id(value: object, field: str = "iotda_conn_id") -> str:
+    """An Airflow connection ID: 1 to 250 letters, digits or ``_#!()-.:/\\`` (Airflow's rule)."""
+    form = "an Airflow connection ID (1 to 250 of letters, digits, _#!()-.:/\\)"
+    return _check_pattern(field, value, _CONN_ID, form)
 
 
 def region(value: object, field: str = "region") -> str:

@@ -8,11 +8,17 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import requests
+import requests.auth
 import tenacity
 from airflow.sdk import BaseHook
 
 from airflow_provider_iotda import api, validation
-from airflow_provider_iotda.auth import SigningAuth
+from airflow_provider_iotda.auth import (
+    DATE_HEADER,
+    SECURITY_TOKEN_HEADER,
+    Credentials,
+    sign_request,
+)
 from airflow_provider_iotda.config import CONN_TYPE, DEFAULT_CONN_ID, IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
     IoTDAAuthError,
@@ -29,8 +35,37 @@ from airflow_provider_iotda.retry import RetryPolicy
 if TYPE_CHECKING:
     import datetime as dt
 
+
+class SigningAuth(requests.auth.AuthBase):
+    """``requests`` auth that signs every request (each retry afresh) just before it is sent."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    def __repr__(self) -> str:
+        return f"SigningAuth(access_key={self.credentials.access_key!r})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        stale = {"authorization", DATE_HEADER.lower(), SECURITY_TOKEN_HEADER.lower()}
+        body = request.body
+        request.headers.update(
+            sign_request(
+                self.credentials,
+                request.method or "GET",
+                request.url or "",
+                {k: v for k, v in request.headers.items() if k.lower() not in stale},
+                body if isinstance(body, bytes | str) else None,
+            )
+        )
+        return request
+
+
 # An instance ID that cannot exist, used by test_connection when the connection names none.
 _PROBE_INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
+#: Paging limits of iter_instance_tasks.  IoTDA lists at most 20 tasks per instance, so these
+#: are only reached by a service that never ends its list (a new marker on every page).
+MAX_PAGES = 1000
+MAX_TASKS = 10_000
 
 
 class IoTDAHook(BaseHook):
@@ -55,7 +90,11 @@ class IoTDAHook(BaseHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.iotda_conn_id = iotda_conn_id
+        self.iotda_conn_id = validation.conn_id(iotda_conn_id, "iotda_conn_id")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise ValueError(
+                f"retry_policy must be a RetryPolicy or None; got {type(retry_policy).__name__}"
+            )
         self._retry_policy = retry_policy
         self._session: requests.Session | None = None
 
@@ -145,6 +184,11 @@ class IoTDAHook(BaseHook):
                 f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint})"
             ) from exc
         except requests.ConnectionError as exc:
+            # requests reports a read timeout while streaming the body as a ConnectionError.
+            if _is_read_timeout(exc):
+                raise IoTDATransportError(
+                    f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint})"
+                ) from exc
             raise IoTDATransportError(
                 f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
             ) from exc
@@ -197,19 +241,32 @@ class IoTDAHook(BaseHook):
     ) -> Iterator[InstanceTask]:
         """Every task of the instance, following ``marker`` page after page.
 
-        Stops at an empty or short page; raises ``IoTDAPaginationError`` if the service repeats a
-        marker instead of looping forever.
+        Stops at an empty or short page.  A task listed again on a later page is not yielded
+        again.  Raises ``IoTDAPaginationError`` instead of looping forever when the service
+        repeats a marker or goes on past :data:`MAX_PAGES` pages or :data:`MAX_TASKS` tasks.
         """
         instance = self.resolve_instance_id(instance_id)
         size = validation.limit(page_size, "page_size") if page_size is not None else None
         effective_size = size or validation.LIMIT_RANGE[1]
         marker: str | None = None
         seen: set[str] = set()
+        task_ids: set[str] = set()
+        pages = 0
         while True:
             page = self.list_instance_tasks(instance, limit=size, marker=marker)
-            yield from page.tasks
+            pages += 1
+            for task in page.tasks:
+                if task.task_id not in task_ids:
+                    task_ids.add(task.task_id)
+                    yield task
             if not page.tasks or len(page.tasks) < effective_size:
                 return
+            if pages >= MAX_PAGES or len(task_ids) >= MAX_TASKS:
+                raise IoTDAPaginationError(
+                    f"IoTDA listed {len(task_ids)} tasks in {pages} pages for instance "
+                    f"{instance} and still had more (it keeps at most 20); stopping at the "
+                    f"limit of {MAX_PAGES} pages or {MAX_TASKS} tasks"
+                )
             next_marker = page.marker or page.tasks[-1].task_id
             if next_marker in seen or next_marker == marker:
                 raise IoTDAPaginationError(
@@ -274,6 +331,12 @@ class IoTDAHook(BaseHook):
         return True, (
             f"Connected to {config.endpoint}: instance {instance} lists {result.count} task(s)"
         )
+
+
+def _is_read_timeout(error: requests.ConnectionError) -> bool:
+    from urllib3.exceptions import ReadTimeoutError
+
+    return bool(error.args) and isinstance(error.args[0], ReadTimeoutError)
 
 
 def _read_limited(response: requests.Response, limit: int) -> bytes:

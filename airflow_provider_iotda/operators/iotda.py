@@ -21,6 +21,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_iotda import records, validation
+from airflow_provider_iotda.config import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from airflow_provider_iotda.hooks.iotda import IoTDAHook
     from airflow_provider_iotda.models import InstanceTask
 
-#: Same as ``airflow_provider_iotda.config.DEFAULT_CONN_ID`` (not imported: it pulls requests in).
-DEFAULT_CONN_ID = "iotda_default"
 DEFAULT_MAX_CONCURRENCY = 16
 MAX_CONCURRENCY_RANGE = (1, 64)
 ON_INSTANCE_ERROR = ("fail", "skip")

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_iotda.auth import Credentials, SigningAuth
+from airflow_provider_iotda.auth import Credentials
+from airflow_provider_iotda.hooks.iotda import SigningAuth
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
 from airflow_provider_iotda.simulator.pytest_plugin import (  # noqa: F401  (fixtures)
     iotda_simulator,

@@ -8,7 +8,8 @@ import logging
 import pytest
 import requests
 
-from airflow_provider_iotda.auth import Credentials, SigningAuth, sign_request
+from airflow_provider_iotda.auth import Credentials, sign_request
+from airflow_provider_iotda.hooks.iotda import SigningAuth
 from airflow_provider_iotda.simulator import IoTDASimulator
 
 from .sim_helpers import AK, INSTANCE_1, REGION, SK, TOKEN, tasks_url

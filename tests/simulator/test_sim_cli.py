@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from airflow_provider_iotda.auth import Credentials, SigningAuth
+from airflow_provider_iotda.auth import Credentials
+from airflow_provider_iotda.hooks.iotda import SigningAuth
 
 from .sim_helpers import AK, INSTANCE_1, PROJECT, SK, TOKEN
 

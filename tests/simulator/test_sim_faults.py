@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from airflow_provider_iotda.auth import Credentials, SigningAuth
+from airflow_provider_iotda.auth import Credentials
+from airflow_provider_iotda.hooks.iotda import SigningAuth
 from airflow_provider_iotda.simulator import (
     FAULT_KINDS,
     FaultConfig,

@@ -10,7 +10,8 @@ from pathlib import Path
 TEST_FILE = """
 import requests
 
-from airflow_provider_iotda.auth import Credentials, SigningAuth
+from airflow_provider_iotda.auth import Credentials
+from airflow_provider_iotda.hooks.iotda import SigningAuth
 
 pytest_plugins = ["airflow_provider_iotda.simulator.pytest_plugin"]
 

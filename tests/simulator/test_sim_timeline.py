@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from airflow_provider_iotda.auth import Credentials, SigningAuth
+from airflow_provider_iotda.auth import Credentials
+from airflow_provider_iotda.hooks.iotda import SigningAuth
 from airflow_provider_iotda.simulator import IoTDASimulator, ScenarioError
 from airflow_provider_iotda.simulator.state import SimClock, format_time
 

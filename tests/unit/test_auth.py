@@ -16,12 +16,12 @@ from airflow_provider_iotda.auth import (
     SDK_ALGORITHM,
     V11_ALGORITHM,
     Credentials,
-    SigningAuth,
     expected_authorization,
     parse_authorization,
     sign_request,
     uses_derived_signing,
 )
+from airflow_provider_iotda.hooks.iotda import SigningAuth
 
 # -- the vectors of DESIGN.md, section 2 ------------------------------------------------------
 

@@ -1,0 +1,349 @@
+"""``IoTDAAsyncHook``: the instance-task API over httpx's async client, for triggers.
+
+Signing (:func:`~airflow_provider_iotda.auth.sign_request`), URLs and parsing
+(:mod:`~airflow_provider_iotda.api`) and the retry rule (:mod:`~airflow_provider_iotda.retry`)
+are the ones the sync :class:`~airflow_provider_iotda.hooks.iotda.IoTDAHook` uses.
+
+Sharing in one event loop.  Airflow's triggerer runs up to 1,000 triggers in one loop, so all
+hooks in a loop share:
+
+* one ``httpx.AsyncClient`` per TLS-verification setting, created in a worker thread (building
+  an SSL context blocks for tens of milliseconds) and pooling up to :data:`MAX_CONNECTIONS`
+  connections; it is closed when the last hook of the loop closes;
+* one ``asyncio.Semaphore`` of :data:`MAX_IN_FLIGHT` permits in front of the client.  httpx's
+  pool spends CPU in proportion to (requests queued x connections) on every event, so
+  ~1,000 requests must never queue inside httpx; they wait on the semaphore instead, and the
+  pool always has a connection free for a request that got a permit.
+
+Nothing here blocks the event loop: the connection comes from ``BaseHook.aget_connection``,
+secrets are masked with ``amask_secret`` and bodies are streamed (and capped at
+``api.MAX_BODY_BYTES``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_provider_iotda import api, validation
+from airflow_provider_iotda.auth import sign_request
+from airflow_provider_iotda.config import DEFAULT_CONN_ID, IoTDAConnectionConfig
+from airflow_provider_iotda.errors import (
+    IoTDAInvalidResponseError,
+    IoTDAPaginationError,
+    IoTDATransportError,
+)
+from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
+from airflow_provider_iotda.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from types import TracebackType
+
+    import tenacity
+
+#: Requests in flight at once per event loop (all hooks of the loop together).
+MAX_IN_FLIGHT = 64
+#: Connections the shared client may hold (open and idle) per TLS setting; above
+#: :data:`MAX_IN_FLIGHT`, so a request holding a permit never waits for a connection.
+MAX_CONNECTIONS = 100
+#: Seconds an idle pooled connection is kept for the next poll.
+KEEPALIVE_EXPIRY = 30.0
+#: Pages followed at most by :meth:`IoTDAAsyncHook.find_instance_task` (the list holds <= 20).
+MAX_PAGES = 10
+
+
+def _new_client(verify: bool) -> httpx.AsyncClient:
+    """Build a client (blocking: loads CA certificates); called in a worker thread."""
+    return httpx.AsyncClient(
+        verify=verify,
+        limits=httpx.Limits(
+            max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        ),
+        follow_redirects=False,
+    )
+
+
+@dataclass(eq=False)
+class _LoopShare:
+    """What the hooks of one event loop share (see the module docstring)."""
+
+    semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    clients: dict[bool, httpx.AsyncClient] = field(default_factory=dict)
+    users: int = 0
+
+    async def client(self, verify: bool) -> httpx.AsyncClient:
+        client = self.clients.get(verify)
+        if client is None:
+            async with self.lock:
+                client = self.clients.get(verify)
+                if client is None:
+                    client = await asyncio.to_thread(_new_client, verify)
+                    self.clients[verify] = client
+        return client
+
+
+_SHARES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _acquire_share() -> _LoopShare:
+    loop = asyncio.get_running_loop()
+    share = _SHARES.get(loop)
+    if share is None:
+        share = _SHARES[loop] = _LoopShare()
+    share.users += 1
+    return share
+
+
+async def _release_share(share: _LoopShare) -> None:
+    share.users -= 1
+    if share.users > 0:
+        return
+    # Last user: forget the share first (a new user gets a fresh one), then close its clients.
+    loop = asyncio.get_running_loop()
+    if _SHARES.get(loop) is share:
+        del _SHARES[loop]
+    clients = list(share.clients.values())
+    share.clients.clear()
+    for client in clients:
+        await client.aclose()
+
+
+def shared_state() -> dict[str, int]:
+    """Users, open clients and free request permits of the running loop's share (for tests)."""
+    share = _SHARES.get(asyncio.get_running_loop())
+    if share is None:
+        return {"users": 0, "clients": 0, "free_permits": MAX_IN_FLIGHT}
+    return {
+        "users": share.users,
+        "clients": len(share.clients),
+        "free_permits": share.semaphore._value,
+    }
+
+
+async def _amask(secrets: list[str]) -> None:
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # pragma: no cover - task SDKs before amask_secret
+        return
+    for secret in secrets:
+        await amask_secret(secret)
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise IoTDAInvalidResponseError(
+            f"IoTDA answer of {length} bytes exceeds the {limit}-byte limit",
+            status=response.status_code,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer exceeds the {limit}-byte limit", status=response.status_code
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class IoTDAAsyncHook(BaseHook):
+    """Async calls to IoTDA's instance-task API (for triggers); same connection as IoTDAHook.
+
+    Use ``async with IoTDAAsyncHook(conn_id) as hook:`` so that the loop's shared client is
+    held for the hook's life (and closed after the last hook of the loop); calls made outside
+    ``async with`` hold it for the call only.
+
+    :param iotda_conn_id: connection of type ``huaweicloud_iotda``.
+    :param retry_policy: override the retries (default: the connection's ``max_retries``).
+    """
+
+    def __init__(
+        self,
+        iotda_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.iotda_conn_id = iotda_conn_id
+        self._retry_policy = retry_policy
+        self._config: IoTDAConnectionConfig | None = None
+        self._share: _LoopShare | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(iotda_conn_id={self.iotda_conn_id!r})"
+
+    async def get_config(self) -> IoTDAConnectionConfig:
+        """The validated connection (read once); the SK and token are masked in logs."""
+        if self._config is None:
+            conn = await BaseHook.aget_connection(self.iotda_conn_id)
+            config = IoTDAConnectionConfig.from_connection(conn)
+            await _amask(config.secrets())
+            if not config.verify:
+                self.log.warning(
+                    "Connection %r has verify=false: TLS certificates of %s are NOT checked.",
+                    self.iotda_conn_id,
+                    config.endpoint,
+                )
+            self._config = config
+        return self._config
+
+    async def resolve_instance_id(self, instance_id: str | None) -> str:
+        """``instance_id`` validated, or the connection's default instance."""
+        if instance_id:
+            return validation.instance_id(instance_id)
+        config = await self.get_config()
+        if config.instance_id:
+            return config.instance_id
+        raise ValueError(
+            f"instance_id is required: neither the call nor connection {self.iotda_conn_id!r} "
+            "(extra 'instance_id') names an instance"
+        )
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> IoTDAAsyncHook:
+        if self._share is None:
+            self._share = _acquire_share()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop holding the loop's shared client (closed when no hook of the loop holds it)."""
+        share, self._share = self._share, None
+        if share is not None:
+            await _release_share(share)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def _send_once(self, share: _LoopShare, url: str) -> InstanceTaskPage:
+        config = await self.get_config()
+        timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
+        async with share.semaphore:
+            client = await share.client(config.verify)
+            # Signed after waiting for a permit, so X-Sdk-Date is fresh; the URL string is sent
+            # as is (every part is validated and already encoded), so what is signed is sent.
+            headers = sign_request(
+                config.credentials, "GET", url, api.base_headers(config.project_id)
+            )
+            try:
+                async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+                    body = await _read_limited(response, api.MAX_BODY_BYTES)
+            except httpx.TimeoutException as exc:
+                raise IoTDATransportError(
+                    f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint}): "
+                    f"{type(exc).__name__}"
+                ) from exc
+            except httpx.RequestError as exc:
+                raise IoTDATransportError(
+                    f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
+                ) from exc
+        return api.parse_tasks_response(response.status_code, response.headers, body)
+
+    async def _get_page(self, url: str) -> InstanceTaskPage:
+        config = await self.get_config()
+        policy = self._retry_policy or RetryPolicy(max_retries=config.max_retries)
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            sleep = state.next_action.sleep if state.next_action else 0.0
+            self.log.warning(
+                "IoTDA call failed (attempt %d): %s; retrying in %.1f s",
+                state.attempt_number,
+                error,
+                sleep,
+            )
+
+        share = self._share
+        temporary = share is None
+        if share is None:
+            share = _acquire_share()
+        try:
+            async for attempt in policy.async_retrying(before_sleep=log_retry):
+                with attempt:
+                    return await self._send_once(share, url)
+        finally:
+            if temporary:
+                await _release_share(share)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    # -- API -----------------------------------------------------------------------------------
+
+    async def list_instance_tasks(
+        self,
+        instance_id: str | None = None,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        marker: str | int | None = None,
+    ) -> InstanceTaskPage:
+        """One page of the instance's tasks, newest first; one request (plus retries)."""
+        instance = await self.resolve_instance_id(instance_id)
+        config = await self.get_config()
+        url = api.tasks_url(
+            config.endpoint,
+            config.project_id,
+            instance,
+            offset=offset,
+            limit=limit,
+            marker=marker,
+        )
+        return await self._get_page(url)
+
+    async def find_instance_task(
+        self,
+        instance_id: str | None = None,
+        *,
+        instance_task_id: str | None = None,
+        instance_task_type: str | None = None,
+        created_after: dt.datetime | str | None = None,
+    ) -> InstanceTask | None:
+        """The task by ID, or the newest of a type created at or after ``created_after``.
+
+        One request: the list holds every task (at most 20).  Should a page ever be full, the
+        next pages are followed by ``marker``.
+        """
+        task_id = validation.instance_task_id(instance_task_id) if instance_task_id else None
+        task_type = validation.task_type(instance_task_type) if instance_task_type else None
+        after = validation.timestamp(created_after, "created_after")
+        instance = await self.resolve_instance_id(instance_id)
+        tasks: list[InstanceTask] = []
+        marker: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await self.list_instance_tasks(instance, marker=marker)
+            tasks.extend(page.tasks)
+            if not page.tasks or len(page.tasks) < validation.LIMIT_RANGE[1]:
+                break
+            next_marker = page.marker or page.tasks[-1].task_id
+            if next_marker == marker:
+                raise IoTDAPaginationError(
+                    f"IoTDA repeated page marker {next_marker!r} for instance {instance}"
+                )
+            marker = next_marker
+        return select_task(
+            tasks,
+            instance_task_id=task_id,
+            instance_task_type=task_type,
+            created_after=after,
+        )

@@ -1,0 +1,318 @@
+"""``IoTDAInstanceTaskSensor``: wait until an IoTDA instance task reaches SUCCESS or FAILED.
+
+Importing this module is cheap: the hooks (requests, httpx) and the trigger are imported when
+the sensor runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
+
+from airflow_provider_iotda import validation
+from airflow_provider_iotda.config import DEFAULT_CONN_ID
+from airflow_provider_iotda.waiting import (
+    DEFAULT_FAILURE_STATUSES,
+    DEFAULT_SUCCESS_STATUSES,
+    TaskQuery,
+    check_statuses,
+    decide,
+    timeout_message,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_iotda.hooks.iotda import IoTDAHook
+
+#: Default for ``not_found_timeout``: how long a task that IoTDA does not list is tolerated.
+DEFAULT_NOT_FOUND_TIMEOUT = 600.0
+
+
+def _templated(value: object) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _given(value: object) -> bool:
+    return value is not None and value != ""
+
+
+class IoTDAInstanceTaskSensor(BaseSensorOperator):
+    """Wait until an IoTDA instance task (e.g. the MODIFY task of a resize) has finished.
+
+    The task is named either by ``instance_task_id`` or by ``instance_task_type`` (the newest
+    task of that type, optionally created at or after ``created_after``): exactly one of the two.
+    Each poke is one list request.  On success the task's ``to_dict()`` is the XCom return value;
+    a task in ``failure_statuses`` fails the sensor with ``AirflowFailException`` (no retries;
+    ``retry_on_failed_task=True`` raises ``AirflowException`` so that ``retries`` apply).
+    Throttling, 5xx, timeouts and dropped connections (after the hook's own retries) are logged
+    and the sensor pokes again; 400/401/403/404 fail at once with IoTDA's error.
+
+    :param iotda_conn_id: connection of type ``huaweicloud_iotda``. (templated)
+    :param instance_id: the instance; default: the connection's ``instance_id``. (templated)
+    :param instance_task_id: the ID of the task to wait for. (templated)
+    :param instance_task_type: or wait for the newest task of this type, e.g. ``"MODIFY"``.
+        (templated)
+    :param created_after: with ``instance_task_type``: only tasks created at or after this
+        datetime or ISO-8601 string, e.g. ``"{{ data_interval_start }}"``. (templated)
+    :param success_statuses: statuses that mean done (default ``{"SUCCESS"}``).
+    :param failure_statuses: statuses that mean failed (default ``{"FAILED"}``); any other
+        status, known or not, keeps the sensor waiting.
+    :param not_found_timeout: seconds (or a timedelta) a task that IoTDA does not list is
+        tolerated, counted from the first poke; ``None``: until ``timeout``. Default 600.
+    :param retry_on_failed_task: let Airflow retry the sensor when the task ends failed.
+    :param deferrable: wait in the triggerer instead of a worker slot (``None``, the default:
+        the ``[operators] default_deferrable`` option, read when the DAG is parsed).
+
+    ``poke_interval``, ``timeout``, ``mode`` and ``soft_fail`` work as for every sensor; the
+    timeout raises ``AirflowSensorTimeout`` in poke, reschedule and deferrable mode alike.
+    """
+
+    template_fields: Sequence[str] = (
+        "instance_id",
+        "instance_task_id",
+        "instance_task_type",
+        "created_after",
+        "iotda_conn_id",
+    )
+    ui_color = "#f3e5d8"
+
+    def __init__(
+        self,
+        *,
+        iotda_conn_id: str = DEFAULT_CONN_ID,
+        instance_id: str | None = None,
+        instance_task_id: str | None = None,
+        instance_task_type: str | None = None,
+        created_after: dt.datetime | str | None = None,
+        success_statuses: Collection[str] = DEFAULT_SUCCESS_STATUSES,
+        failure_statuses: Collection[str] = DEFAULT_FAILURE_STATUSES,
+        not_found_timeout: dt.timedelta | float | None = DEFAULT_NOT_FOUND_TIMEOUT,
+        retry_on_failed_task: bool = False,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if _given(instance_task_id) == _given(instance_task_type):
+            raise ValueError(
+                f"{self.task_id}: give exactly one of instance_task_id (a task ID) and "
+                f"instance_task_type (e.g. 'MODIFY'); got "
+                f"instance_task_id={instance_task_id!r}, instance_task_type={instance_task_type!r}"
+            )
+        if _given(instance_task_id) and _given(created_after):
+            raise ValueError(
+                f"{self.task_id}: created_after applies only with instance_task_type; "
+                "a task ID names one task"
+            )
+        success, failure = check_statuses(success_statuses, failure_statuses)
+        self.iotda_conn_id = iotda_conn_id
+        self.instance_id = instance_id
+        self.instance_task_id = instance_task_id
+        self.instance_task_type = instance_task_type
+        self.created_after = created_after
+        self.success_statuses = success
+        self.failure_statuses = failure
+        self.not_found_timeout = (
+            validation.positive_number(not_found_timeout, "not_found_timeout", allow_zero=True)
+            if not_found_timeout is not None
+            else None
+        )
+        self.retry_on_failed_task = retry_on_failed_task
+        self.deferrable = (
+            deferrable
+            if deferrable is not None
+            else conf.getboolean("operators", "default_deferrable", fallback=False)
+        )
+        if self.deferrable and self.poke_interval <= 0:
+            raise ValueError(
+                f"{self.task_id}: poke_interval must be greater than 0 in deferrable mode "
+                f"(it is the trigger's poll interval); got {self.poke_interval!r}"
+            )
+        self._check_static_fields()
+        self._hook: IoTDAHook | None = None
+        self._started_at: float | None = None
+
+    def _check_static_fields(self) -> None:
+        """Validate now (at DAG parse time) whatever is not a template."""
+        checks = (
+            ("instance_id", validation.instance_id),
+            ("instance_task_id", validation.instance_task_id),
+            ("instance_task_type", validation.task_type),
+        )
+        for name, check in checks:
+            value = getattr(self, name)
+            if _given(value) and isinstance(value, str) and not _templated(value):
+                check(value, name)
+        if isinstance(self.created_after, dt.datetime) or (
+            isinstance(self.created_after, str) and not _templated(self.created_after)
+        ):
+            validation.timestamp(self.created_after, "created_after")
+
+    # -- shared pieces -------------------------------------------------------------------------
+
+    @property
+    def hook(self) -> IoTDAHook:
+        """One hook (one HTTP session) per task execution, so poke mode reuses connections."""
+        if self._hook is None:
+            from airflow_provider_iotda.hooks.iotda import IoTDAHook
+
+            self._hook = IoTDAHook(self.iotda_conn_id)
+        return self._hook
+
+    def _close_hook(self) -> None:
+        if self._hook is not None:
+            self._hook.close()
+            self._hook = None
+
+    def _query(self) -> TaskQuery:
+        """The rendered parameters, validated (``ValueError`` names the field)."""
+        instance = self.hook.resolve_instance_id(self.instance_id or None)
+        return TaskQuery.build(
+            instance,
+            instance_task_id=self.instance_task_id,
+            instance_task_type=self.instance_task_type,
+            created_after=self.created_after,
+        )
+
+    def _start(self, context: Context) -> float:
+        """Epoch seconds of the first poke: in reschedule mode, of the first try's first poke."""
+        if self._started_at is None:
+            first: dt.datetime | None = None
+            if self.reschedule and not self.deferrable:
+                first = context["ti"].get_first_reschedule_date(context)
+            self._started_at = first.timestamp() if first is not None else time.time()
+        return self._started_at
+
+    def _waited(self) -> float:
+        return time.time() - (self._started_at if self._started_at is not None else time.time())
+
+    def _skip_or(self, error: Exception) -> NoReturn:
+        """Raise ``error``, or skip the task when ``soft_fail`` (or ``never_fail``) is set."""
+        if self.soft_fail or self.never_fail:
+            flag = "soft_fail" if self.soft_fail else "never_fail"
+            raise AirflowSkipException(f"Skipping ({flag} is set): {error}") from error
+        raise error
+
+    def _failed(self, message: str) -> AirflowException:
+        if self.retry_on_failed_task:
+            return AirflowException(message)
+        return AirflowFailException(message)
+
+    # -- poke / reschedule mode ----------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Poke (poke/reschedule mode), or poke once and then defer (deferrable mode)."""
+        self._start(context)
+        try:
+            if not self.deferrable:
+                return super().execute(context)
+            return self._execute_deferrable(context)
+        finally:
+            self._close_hook()
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One list request; ``PokeReturnValue(True, task dict)`` once the task succeeded."""
+        from airflow_provider_iotda.errors import IoTDAError
+        from airflow_provider_iotda.retry import is_retryable
+
+        self._start(context)
+        query = self._query()
+        try:
+            task = self.hook.find_instance_task(
+                query.instance_id,
+                instance_task_id=query.instance_task_id,
+                instance_task_type=query.instance_task_type,
+                created_after=query.created_after,
+            )
+        except IoTDAError as exc:
+            if is_retryable(exc):
+                self.log.warning("IoTDA did not answer this poke (%s); poking again later", exc)
+                return False
+            raise AirflowException(f"IoTDA call failed: {exc}") from exc
+        decision = decide(
+            task,
+            query=query,
+            success_statuses=self.success_statuses,
+            failure_statuses=self.failure_statuses,
+            waited=self._waited(),
+            not_found_timeout=self.not_found_timeout,
+        )
+        self.log.info("%s", decision.message)
+        if decision.state == "success" and decision.task is not None:
+            return PokeReturnValue(is_done=True, xcom_value=decision.task.to_dict())
+        if decision.state == "failed":
+            raise self._failed(decision.message)
+        if decision.state == "not_found":
+            raise AirflowException(decision.message)
+        return False
+
+    # -- deferrable mode -----------------------------------------------------------------------
+
+    def _execute_deferrable(self, context: Context) -> Any:
+        from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
+
+        # The first poke's errors end the task as in poke mode (BaseSensorOperator.execute).
+        try:
+            done = self.poke(context)
+        except (AirflowFailException, AirflowSensorTimeout) as exc:
+            self._skip_or(exc)
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            if self.never_fail:
+                raise AirflowSkipException(f"Skipping (never_fail is set): {exc}") from exc
+            raise
+        if isinstance(done, PokeReturnValue) and done:
+            self.log.info("Success criteria met. Exiting.")
+            return done.xcom_value
+        query = self._query()
+        started = self._start(context)
+        remaining = self.timeout - (time.time() - started)
+        if remaining <= 0:
+            self._skip_or(
+                AirflowSensorTimeout(timeout_message(query, self._waited(), self.timeout))
+            )
+        created_after = query.created_after.isoformat() if query.created_after else None
+        self.log.info("Deferring: waiting in the triggerer for %s", query.describe())
+        self.defer(
+            trigger=IoTDAInstanceTaskTrigger(
+                iotda_conn_id=self.iotda_conn_id,
+                instance_id=query.instance_id,
+                instance_task_id=query.instance_task_id,
+                instance_task_type=query.instance_task_type,
+                created_after=created_after,
+                success_statuses=sorted(self.success_statuses),
+                failure_statuses=sorted(self.failure_statuses),
+                poll_interval=self.poke_interval,
+                started_at=started,
+                deadline=started + self.timeout,
+                not_found_timeout=self.not_found_timeout,
+            ),
+            method_name="execute_complete",
+            timeout=dt.timedelta(seconds=remaining),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Turn the trigger's event into the same outcome as poke mode."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(f"IoTDA trigger sent an unexpected event: {event!r}")
+        status = event["status"]
+        message = str(event.get("message") or "")
+        if status == "success":
+            self.log.info("%s", message)
+            return event.get("task")
+        if status == "failed":
+            self._skip_or(self._failed(message))
+        if status == "timeout":
+            self._skip_or(AirflowSensorTimeout(message))
+        raise AirflowException(message or f"IoTDA trigger failed: {event!r}")
