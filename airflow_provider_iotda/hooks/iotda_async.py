@@ -159,6 +159,11 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _total_deadline(config: IoTDAConnectionConfig) -> float:
+    """Seconds one request may take in all: connecting, then twice the read timeout."""
+    return config.connect_timeout + 2 * config.timeout
+
+
 class IoTDAAsyncHook(BaseHook):
     """Async calls to IoTDA's instance-task API (for triggers); same connection as IoTDAHook.
 
@@ -178,7 +183,7 @@ class IoTDAAsyncHook(BaseHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.iotda_conn_id = iotda_conn_id
+        self.iotda_conn_id = validation.conn_id(iotda_conn_id, "iotda_conn_id")
         self._retry_policy = retry_policy
         self._config: IoTDAConnectionConfig | None = None
         self._share: _LoopShare | None = None
@@ -247,9 +252,14 @@ class IoTDAAsyncHook(BaseHook):
                 config.credentials, "GET", url, api.base_headers(config.project_id)
             )
             try:
-                async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
-                    body = await _read_limited(response, api.MAX_BODY_BYTES)
-            except httpx.TimeoutException as exc:
+                # httpx's timeouts apply to each network operation; this bounds the whole
+                # request, so a server trickling bytes slower than that cannot hold it forever.
+                async with asyncio.timeout(_total_deadline(config)):
+                    async with client.stream(
+                        "GET", url, headers=headers, timeout=timeout
+                    ) as response:
+                        body = await _read_limited(response, api.MAX_BODY_BYTES)
+            except (httpx.TimeoutException, TimeoutError) as exc:
                 raise IoTDATransportError(
                     f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint}): "
                     f"{type(exc).__name__}"
@@ -328,11 +338,12 @@ class IoTDAAsyncHook(BaseHook):
         task_type = validation.task_type(instance_task_type) if instance_task_type else None
         after = validation.timestamp(created_after, "created_after")
         instance = await self.resolve_instance_id(instance_id)
-        tasks: list[InstanceTask] = []
+        tasks: dict[str, InstanceTask] = {}  # a task listed again on a later page counts once
         marker: str | None = None
         for _ in range(MAX_PAGES):
             page = await self.list_instance_tasks(instance, marker=marker)
-            tasks.extend(page.tasks)
+            for task in page.tasks:
+                tasks.setdefault(task.task_id, task)
             if not page.tasks or len(page.tasks) < validation.LIMIT_RANGE[1]:
                 break
             next_marker = page.marker or page.tasks[-1].task_id
@@ -341,8 +352,13 @@ class IoTDAAsyncHook(BaseHook):
                     f"IoTDA repeated page marker {next_marker!r} for instance {instance}"
                 )
             marker = next_marker
+        else:
+            raise IoTDAPaginationError(
+                f"IoTDA listed {len(tasks)} tasks in {MAX_PAGES} full pages for instance "
+                f"{instance} and still had more (it keeps at most 20); stopping"
+            )
         return select_task(
-            tasks,
+            tasks.values(),
             instance_task_id=task_id,
             instance_task_type=task_type,
             created_after=after,

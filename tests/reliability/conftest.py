@@ -1,0 +1,1 @@
+"""Fixtures of the reliability tests (fault storms, hostile answers, bad input, secrets)."""
