@@ -59,6 +59,15 @@ class IoTDAConnectionConfig:
     conn_id: str = field(default=DEFAULT_CONN_ID, compare=False)
 
     @property
+    def body_timeout(self) -> float:
+        """Seconds the whole body may take once the headers are in (twice the read timeout).
+
+        ``timeout`` bounds each read; this bounds their sum, so a server trickling a byte at a
+        time cannot hold a call forever.  Both hooks (sync and async) apply it.
+        """
+        return 2 * self.timeout
+
+    @property
     def host(self) -> str:
         return urlsplit(self.endpoint).netloc
 

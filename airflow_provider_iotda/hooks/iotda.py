@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -168,6 +171,7 @@ class IoTDAHook(BaseHook):
 
     def _send_once(self, url: str) -> InstanceTaskPage:
         config = self.config
+        deadline: _BodyDeadline | None = None
         try:
             # verify is passed on every call: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
             # override a session's verify=False.
@@ -177,25 +181,16 @@ class IoTDAHook(BaseHook):
                 stream=True,
                 verify=config.verify,
             ) as response:
-                body = _read_limited(response, api.MAX_BODY_BYTES)
+                with _BodyDeadline(response, config.body_timeout) as deadline:
+                    body = _read_limited(response, api.MAX_BODY_BYTES)
                 return api.parse_tasks_response(response.status_code, response.headers, body)
-        except requests.Timeout as exc:
-            raise IoTDATransportError(
-                f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint})"
-            ) from exc
-        except requests.ConnectionError as exc:
-            # requests reports a read timeout while streaming the body as a ConnectionError.
-            if _is_read_timeout(exc):
-                raise IoTDATransportError(
-                    f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint})"
-                ) from exc
-            raise IoTDATransportError(
-                f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
-            ) from exc
         except requests.RequestException as exc:
-            raise IoTDATransportError(
-                f"Request to IoTDA at {config.endpoint} failed: {type(exc).__name__}"
-            ) from exc
+            if deadline is not None and deadline.expired:
+                raise IoTDATransportError(
+                    f"IoTDA did not send its whole answer within {config.body_timeout:g} s "
+                    f"({config.endpoint})"
+                ) from exc
+            raise _transport_error(exc, config) from exc
 
     def _get_page(self, url: str, policy: RetryPolicy | None = None) -> InstanceTaskPage:
         def log_retry(state: tenacity.RetryCallState) -> None:
@@ -333,10 +328,57 @@ class IoTDAHook(BaseHook):
         )
 
 
-def _is_read_timeout(error: requests.ConnectionError) -> bool:
+def _is_read_timeout(error: requests.RequestException) -> bool:
     from urllib3.exceptions import ReadTimeoutError
 
     return bool(error.args) and isinstance(error.args[0], ReadTimeoutError)
+
+
+def _transport_error(
+    exc: requests.RequestException, config: IoTDAConnectionConfig
+) -> IoTDATransportError:
+    """The error for a request that got no (complete) answer."""
+    # requests reports a read timeout while streaming the body as a ConnectionError.
+    if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
+        return IoTDATransportError(
+            f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint})"
+        )
+    if isinstance(exc, requests.ConnectionError):
+        return IoTDATransportError(
+            f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
+        )
+    return IoTDATransportError(
+        f"Request to IoTDA at {config.endpoint} failed: {type(exc).__name__}"
+    )
+
+
+class _BodyDeadline:
+    """Shuts the response's socket down if its body is not read within ``seconds``.
+
+    requests' read timeout bounds each socket read, not their sum; shutting the socket down
+    from a timer thread makes the blocked read fail at once.
+    """
+
+    def __init__(self, response: requests.Response, seconds: float) -> None:
+        self.expired = False
+        self._response = response
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired = True
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _BodyDeadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
 
 
 def _read_limited(response: requests.Response, limit: int) -> bytes:

@@ -159,11 +159,6 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _total_deadline(config: IoTDAConnectionConfig) -> float:
-    """Seconds one request may take in all: connecting, then twice the read timeout."""
-    return config.connect_timeout + 2 * config.timeout
-
-
 class IoTDAAsyncHook(BaseHook):
     """Async calls to IoTDA's instance-task API (for triggers); same connection as IoTDAHook.
 
@@ -252,14 +247,16 @@ class IoTDAAsyncHook(BaseHook):
                 config.credentials, "GET", url, api.base_headers(config.project_id)
             )
             try:
-                # httpx's timeouts apply to each network operation; this bounds the whole
-                # request, so a server trickling bytes slower than that cannot hold it forever.
-                async with asyncio.timeout(_total_deadline(config)):
-                    async with client.stream(
-                        "GET", url, headers=headers, timeout=timeout
-                    ) as response:
+                async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+                    # httpx's timeouts bound each read; this bounds the whole body.
+                    async with asyncio.timeout(config.body_timeout):
                         body = await _read_limited(response, api.MAX_BODY_BYTES)
-            except (httpx.TimeoutException, TimeoutError) as exc:
+            except TimeoutError as exc:  # asyncio.timeout: the body overran body_timeout
+                raise IoTDATransportError(
+                    f"IoTDA did not send its whole answer within {config.body_timeout:g} s "
+                    f"({config.endpoint})"
+                ) from exc
+            except httpx.TimeoutException as exc:
                 raise IoTDATransportError(
                     f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint}): "
                     f"{type(exc).__name__}"

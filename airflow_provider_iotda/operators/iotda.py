@@ -37,6 +37,8 @@ MAX_CONCURRENCY_RANGE = (1, 64)
 ON_INSTANCE_ERROR = ("fail", "skip")
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# What could move a rendered destination somewhere else than its template says.
+_UNSAFE_DESTINATION = re.compile(r"[?#\x00-\x1f\x7f]|%2[fF]|%5[cC]")
 
 
 def _is_template(value: object) -> bool:
@@ -126,6 +128,13 @@ def _destination_text(value: object) -> str:
         raise ValueError(
             "destination must be None (XCom) or a path/URL such as "
             "file:///data/iotda/{{ ds }}/tasks.jsonl; got an empty string"
+        )
+    if _UNSAFE_DESTINATION.search(text) or any(
+        segment in (".", "..") for segment in _URL_SCHEME.sub("", text).split("/")
+    ):
+        raise ValueError(
+            "destination must not contain '.' or '..' segments, '?', '#', an encoded '/' or "
+            f"'\\' (%2F, %5C) or control characters; got {text!r}"
         )
     if not _URL_SCHEME.match(text) and not text.startswith("/"):
         raise ValueError(

@@ -43,6 +43,13 @@ def _templated(value: object) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+def _strict_bool(value: object, field: str) -> bool:
+    """A real ``True``/``False``: a string such as ``"no"`` would be truthy."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{field} must be True or False; got {value!r}")
+    return value
+
+
 def _given(value: object) -> bool:
     return value is not None and value != ""
 
@@ -127,9 +134,9 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
             if not_found_timeout is not None
             else None
         )
-        self.retry_on_failed_task = retry_on_failed_task
+        self.retry_on_failed_task = _strict_bool(retry_on_failed_task, "retry_on_failed_task")
         self.deferrable = (
-            deferrable
+            _strict_bool(deferrable, "deferrable")
             if deferrable is not None
             else conf.getboolean("operators", "default_deferrable", fallback=False)
         )
@@ -151,8 +158,8 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
         )
         for name, check in checks:
             value = getattr(self, name)
-            if _given(value) and isinstance(value, str) and not _templated(value):
-                check(value, name)
+            if _given(value) and not _templated(value):
+                check(value, name)  # a non-string fails here too, naming the field
         if isinstance(self.created_after, dt.datetime) or (
             isinstance(self.created_after, str) and not _templated(self.created_after)
         ):

@@ -233,30 +233,20 @@ def test_sensor_rejects_contradictory_arguments(
         _sensor(**kwargs)
 
 
-SENSOR_LATE_BUGS = {
-    "deferrable": "the sensor accepts any value for deferrable (truthiness); expected a bool",
-    "retry_on_failed_task": "the sensor accepts any value for retry_on_failed_task",
-    "instance_id": "a non-string literal is only checked when the sensor runs",
-}
-
-
 @pytest.mark.parametrize(
     ("field", "value"),
     [
         pytest.param(
             "deferrable",
             "yes",
-            marks=pytest.mark.xfail(strict=True, reason=SENSOR_LATE_BUGS["deferrable"]),
         ),
         pytest.param(
             "retry_on_failed_task",
             "no",
-            marks=pytest.mark.xfail(strict=True, reason=SENSOR_LATE_BUGS["retry_on_failed_task"]),
         ),
         pytest.param(
             "instance_id",
             5,
-            marks=pytest.mark.xfail(strict=True, reason=SENSOR_LATE_BUGS["instance_id"]),
         ),
     ],
 )
@@ -395,12 +385,6 @@ def test_operator_rejects_an_empty_or_reversed_window(sim: IoTDASimulator) -> No
     )
 
 
-DESTINATION_BUG = (
-    "the operator accepts a destination with '..' segments, '?', '#', '%2F' or a newline; "
-    "expected a ValueError naming destination (reported)"
-)
-
-
 @pytest.mark.parametrize(
     "value",
     [
@@ -412,7 +396,6 @@ DESTINATION_BUG = (
     ],
     ids=["dotdot", "%2F", "?", "#", "newline"],
 )
-@pytest.mark.xfail(strict=True, reason=DESTINATION_BUG)
 def test_operator_rejects_path_tricks_in_the_destination(sim: IoTDASimulator, value: str) -> None:
     _rejects(lambda: _operator(destination=value), "destination")
 

@@ -431,39 +431,24 @@ def test_async_hook_stops_following_a_marker_that_never_ends(
 
 
 def test_async_hook_bounds_a_trickling_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One byte every 0.1 s never trips a 0.3 s read timeout; the per-request deadline does."""
+    """One byte every 0.1 s never trips a 0.3 s read timeout; the body deadline (2 x 0.3 s) does."""
 
     async def call() -> None:
         async with IoTDAAsyncHook() as hook:
             await hook.list_instance_tasks()
 
-    deadlines: list[float] = []
-    real_deadline = iotda_async._total_deadline
-
-    def recorded_deadline(config: Any) -> float:
-        deadlines.append(real_deadline(config))
-        return 1.0  # the real one adds the 10 s connect timeout: too slow for a test
-
-    monkeypatch.setattr(iotda_async, "_total_deadline", recorded_deadline)
     with silent_server(trickle=0.1) as server:
         monkeypatch.setenv(
             "AIRFLOW_CONN_IOTDA_DEFAULT",
             connection_json(endpoint=server.url, timeout=0.3, max_retries=0),
         )
         started = time.monotonic()
-        with pytest.raises(IoTDATransportError, match="did not answer"):
+        with pytest.raises(IoTDATransportError, match=r"whole answer within 0\.6 s"):
             asyncio.run(asyncio.wait_for(call(), timeout=30))
         elapsed = time.monotonic() - started
-    assert deadlines == [pytest.approx(10 + 2 * 0.3)]  # connect timeout + twice the read timeout
-    assert elapsed < 10
+    assert elapsed < 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the sync hook's read timeout applies to each socket read: a trickling server is "
-    "bounded only by the task's execution_timeout (reported, docs/reliability.md)",
-)
 def test_sync_hook_bounds_a_trickling_server(monkeypatch: pytest.MonkeyPatch) -> None:
     outcome: list[BaseException] = []
 
@@ -485,3 +470,4 @@ def test_sync_hook_bounds_a_trickling_server(monkeypatch: pytest.MonkeyPatch) ->
     worker.join(10)  # the server is gone: the call ends now, one way or another
     assert finished, "the call was still reading after 3 s"
     assert isinstance(outcome[0], IoTDATransportError)
+    assert "whole answer within 0.6 s" in str(outcome[0])
