@@ -11,12 +11,19 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from airflow_provider_iotda import validation
-from airflow_provider_iotda.errors import IoTDAInvalidResponseError, error_from_response
-from airflow_provider_iotda.models import InstanceTaskPage
+from airflow_provider_iotda.errors import (
+    IoTDAInvalidResponseError,
+    IoTDAPaginationError,
+    error_from_response,
+)
+from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage
 
 #: The list holds at most 20 tasks; anything near this size is not an IoTDA answer.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 USER_AGENT = "airflow-provider-iotda"
+#: Paging stops with ``IoTDAPaginationError`` past these (IoTDA keeps at most 20 tasks).
+MAX_PAGES = 1000
+MAX_TASKS = 10_000
 
 
 def tasks_url(
@@ -75,3 +82,80 @@ def parse_tasks_response(status: int, headers: Mapping[str, str], body: bytes) -
             status=status,
         ) from exc
     return InstanceTaskPage.from_dict(data)
+
+
+class CappedBody:
+    """Collects a streamed answer body, refusing one larger than :data:`MAX_BODY_BYTES`."""
+
+    def __init__(
+        self, status: int, headers: Mapping[str, str], limit: int = MAX_BODY_BYTES
+    ) -> None:
+        self.status = status
+        self.limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        declared = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer of {declared} bytes exceeds the {limit}-byte limit", status=status
+            )
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self.limit:
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer exceeds the {self.limit}-byte limit", status=self.status
+            )
+        self._chunks.append(chunk)
+
+    def value(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+class PageWalk:
+    """Following ``marker`` across pages: what to request next, which tasks are new, when to stop.
+
+    Both hooks drive it the same way::
+
+        walk = PageWalk(instance_id, page_size)
+        while not walk.done:
+            new_tasks = walk.take(<list call with limit=walk.limit, marker=walk.marker>)
+
+    It ends at an empty or short page, yields a task listed twice only once, and raises
+    ``IoTDAPaginationError`` when the service repeats a marker or goes on past
+    :data:`MAX_PAGES` pages or :data:`MAX_TASKS` tasks, instead of looping forever.
+    """
+
+    def __init__(self, instance_id: str, page_size: int | None = None) -> None:
+        self.instance_id = instance_id
+        self.limit = validation.limit(page_size, "page_size") if page_size is not None else None
+        self.marker: str | None = None
+        self.done = False
+        self.pages = 0
+        self._full_page = self.limit or validation.LIMIT_RANGE[1]
+        self._markers: set[str] = set()
+        self._task_ids: set[str] = set()
+
+    def take(self, page: InstanceTaskPage) -> list[InstanceTask]:
+        """The tasks of ``page`` not seen before; moves to the next marker or finishes."""
+        self.pages += 1
+        new = [t for t in page.tasks if t.task_id not in self._task_ids]
+        self._task_ids.update(t.task_id for t in new)
+        if not page.tasks or len(page.tasks) < self._full_page:
+            self.done = True
+            return new
+        if self.pages >= MAX_PAGES or len(self._task_ids) >= MAX_TASKS:
+            raise IoTDAPaginationError(
+                f"IoTDA listed {len(self._task_ids)} tasks in {self.pages} pages for instance "
+                f"{self.instance_id} and still had more (it keeps at most 20); stopping at the "
+                f"limit of {MAX_PAGES} pages or {MAX_TASKS} tasks"
+            )
+        next_marker = page.marker or page.tasks[-1].task_id
+        if next_marker in self._markers or next_marker == self.marker:
+            raise IoTDAPaginationError(
+                f"IoTDA repeated page marker {next_marker!r} for instance {self.instance_id}; "
+                "stopping instead of fetching the same page again"
+            )
+        self._markers.add(next_marker)
+        self.marker = next_marker
+        return new

@@ -58,6 +58,17 @@ class IoTDAConnectionConfig:
     max_retries: int = DEFAULT_MAX_RETRIES
     conn_id: str = field(default=DEFAULT_CONN_ID, compare=False)
 
+    def resolve_instance_id(self, instance_id: str | None) -> str:
+        """``instance_id`` validated, or this connection's default instance."""
+        if instance_id:
+            return validation.instance_id(instance_id)
+        if self.instance_id:
+            return self.instance_id
+        raise ValueError(
+            f"instance_id is required: neither the call nor connection {self.conn_id!r} "
+            "(extra 'instance_id') names an instance"
+        )
+
     @property
     def body_timeout(self) -> float:
         """Seconds the whole body may take once the headers are in (twice the read timeout).

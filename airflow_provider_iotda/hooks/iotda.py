@@ -28,8 +28,6 @@ from airflow_provider_iotda.errors import (
     IoTDAClientError,
     IoTDAError,
     IoTDAForbiddenError,
-    IoTDAInvalidResponseError,
-    IoTDAPaginationError,
     IoTDATransportError,
 )
 from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
@@ -65,10 +63,6 @@ class SigningAuth(requests.auth.AuthBase):
 
 # An instance ID that cannot exist, used by test_connection when the connection names none.
 _PROBE_INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
-#: Paging limits of iter_instance_tasks.  IoTDA lists at most 20 tasks per instance, so these
-#: are only reached by a service that never ends its list (a new marker on every page).
-MAX_PAGES = 1000
-MAX_TASKS = 10_000
 
 
 class IoTDAHook(BaseHook):
@@ -158,14 +152,7 @@ class IoTDAHook(BaseHook):
 
     def resolve_instance_id(self, instance_id: str | None) -> str:
         """``instance_id`` validated, or the connection's default instance."""
-        if instance_id:
-            return validation.instance_id(instance_id)
-        if self.config.instance_id:
-            return self.config.instance_id
-        raise ValueError(
-            f"instance_id is required: neither the call nor connection {self.iotda_conn_id!r} "
-            "(extra 'instance_id') names an instance"
-        )
+        return self.config.resolve_instance_id(instance_id)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -238,38 +225,12 @@ class IoTDAHook(BaseHook):
 
         Stops at an empty or short page.  A task listed again on a later page is not yielded
         again.  Raises ``IoTDAPaginationError`` instead of looping forever when the service
-        repeats a marker or goes on past :data:`MAX_PAGES` pages or :data:`MAX_TASKS` tasks.
+        repeats a marker or goes on past ``api.MAX_PAGES`` pages or ``api.MAX_TASKS`` tasks.
         """
-        instance = self.resolve_instance_id(instance_id)
-        size = validation.limit(page_size, "page_size") if page_size is not None else None
-        effective_size = size or validation.LIMIT_RANGE[1]
-        marker: str | None = None
-        seen: set[str] = set()
-        task_ids: set[str] = set()
-        pages = 0
-        while True:
-            page = self.list_instance_tasks(instance, limit=size, marker=marker)
-            pages += 1
-            for task in page.tasks:
-                if task.task_id not in task_ids:
-                    task_ids.add(task.task_id)
-                    yield task
-            if not page.tasks or len(page.tasks) < effective_size:
-                return
-            if pages >= MAX_PAGES or len(task_ids) >= MAX_TASKS:
-                raise IoTDAPaginationError(
-                    f"IoTDA listed {len(task_ids)} tasks in {pages} pages for instance "
-                    f"{instance} and still had more (it keeps at most 20); stopping at the "
-                    f"limit of {MAX_PAGES} pages or {MAX_TASKS} tasks"
-                )
-            next_marker = page.marker or page.tasks[-1].task_id
-            if next_marker in seen or next_marker == marker:
-                raise IoTDAPaginationError(
-                    f"IoTDA repeated page marker {next_marker!r} for instance {instance}; "
-                    "stopping instead of fetching the same page again"
-                )
-            seen.add(next_marker)
-            marker = next_marker
+        walk = api.PageWalk(self.resolve_instance_id(instance_id), page_size)
+        while not walk.done:
+            page = self.list_instance_tasks(walk.instance_id, limit=walk.limit, marker=walk.marker)
+            yield from walk.take(page)
 
     def get_instance_task(
         self, instance_task_id: str, instance_id: str | None = None
@@ -382,22 +343,10 @@ class _BodyDeadline:
 
 
 def _read_limited(response: requests.Response, limit: int) -> bytes:
-    length = response.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > limit:
-        raise IoTDAInvalidResponseError(
-            f"IoTDA answer of {length} bytes exceeds the {limit}-byte limit",
-            status=response.status_code,
-        )
-    chunks: list[bytes] = []
-    size = 0
+    body = api.CappedBody(response.status_code, response.headers, limit)
     for chunk in response.iter_content(chunk_size=65536):
-        size += len(chunk)
-        if size > limit:
-            raise IoTDAInvalidResponseError(
-                f"IoTDA answer exceeds the {limit}-byte limit", status=response.status_code
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.add(chunk)
+    return body.value()
 
 
 def _mask(secrets: list[str]) -> None:

@@ -34,8 +34,6 @@ from airflow_provider_iotda import api, validation
 from airflow_provider_iotda.auth import sign_request
 from airflow_provider_iotda.config import DEFAULT_CONN_ID, IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
-    IoTDAInvalidResponseError,
-    IoTDAPaginationError,
     IoTDATransportError,
 )
 from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
@@ -54,8 +52,6 @@ MAX_IN_FLIGHT = 64
 MAX_CONNECTIONS = 100
 #: Seconds an idle pooled connection is kept for the next poll.
 KEEPALIVE_EXPIRY = 30.0
-#: Pages followed at most by :meth:`IoTDAAsyncHook.find_instance_task` (the list holds <= 20).
-MAX_PAGES = 10
 
 
 def _new_client(verify: bool) -> httpx.AsyncClient:
@@ -141,22 +137,10 @@ async def _amask(secrets: list[str]) -> None:
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
-    length = response.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > limit:
-        raise IoTDAInvalidResponseError(
-            f"IoTDA answer of {length} bytes exceeds the {limit}-byte limit",
-            status=response.status_code,
-        )
-    chunks: list[bytes] = []
-    size = 0
+    body = api.CappedBody(response.status_code, response.headers, limit)
     async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise IoTDAInvalidResponseError(
-                f"IoTDA answer exceeds the {limit}-byte limit", status=response.status_code
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.add(chunk)
+    return body.value()
 
 
 class IoTDAAsyncHook(BaseHook):
@@ -203,15 +187,7 @@ class IoTDAAsyncHook(BaseHook):
 
     async def resolve_instance_id(self, instance_id: str | None) -> str:
         """``instance_id`` validated, or the connection's default instance."""
-        if instance_id:
-            return validation.instance_id(instance_id)
-        config = await self.get_config()
-        if config.instance_id:
-            return config.instance_id
-        raise ValueError(
-            f"instance_id is required: neither the call nor connection {self.iotda_conn_id!r} "
-            "(extra 'instance_id') names an instance"
-        )
+        return (await self.get_config()).resolve_instance_id(instance_id)
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -335,27 +311,12 @@ class IoTDAAsyncHook(BaseHook):
         task_type = validation.task_type(instance_task_type) if instance_task_type else None
         after = validation.timestamp(created_after, "created_after")
         instance = await self.resolve_instance_id(instance_id)
-        tasks: dict[str, InstanceTask] = {}  # a task listed again on a later page counts once
-        marker: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await self.list_instance_tasks(instance, marker=marker)
-            for task in page.tasks:
-                tasks.setdefault(task.task_id, task)
-            if not page.tasks or len(page.tasks) < validation.LIMIT_RANGE[1]:
-                break
-            next_marker = page.marker or page.tasks[-1].task_id
-            if next_marker == marker:
-                raise IoTDAPaginationError(
-                    f"IoTDA repeated page marker {next_marker!r} for instance {instance}"
-                )
-            marker = next_marker
-        else:
-            raise IoTDAPaginationError(
-                f"IoTDA listed {len(tasks)} tasks in {MAX_PAGES} full pages for instance "
-                f"{instance} and still had more (it keeps at most 20); stopping"
-            )
+        walk = api.PageWalk(instance)
+        tasks: list[InstanceTask] = []
+        while not walk.done:
+            tasks += walk.take(await self.list_instance_tasks(instance, marker=walk.marker))
         return select_task(
-            tasks.values(),
+            tasks,
             instance_task_id=task_id,
             instance_task_type=task_type,
             created_after=after,

@@ -28,7 +28,6 @@ from airflow_provider_iotda.errors import (
     IoTDAPaginationError,
     IoTDATransportError,
 )
-from airflow_provider_iotda.hooks import iotda as sync_hook_module
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
@@ -213,7 +212,7 @@ def test_a_new_marker_on_every_full_page_stops_at_the_task_cap(mock: Any) -> Non
     mock.get(TASKS_URL, json=endless)
     with pytest.raises(IoTDAPaginationError, match="stopping at the limit"):
         list(IoTDAHook().iter_instance_tasks())
-    assert mock.call_count == sync_hook_module.MAX_TASKS // 500
+    assert mock.call_count == api.MAX_TASKS // 500
 
 
 def test_the_same_tasks_under_new_markers_stop_at_the_page_cap(mock: Any) -> None:
@@ -229,7 +228,7 @@ def test_the_same_tasks_under_new_markers_stop_at_the_page_cap(mock: Any) -> Non
     with pytest.raises(IoTDAPaginationError, match="stopping at the limit"):
         seen.extend(t.task_id for t in IoTDAHook().iter_instance_tasks(page_size=2))
     assert seen == ["0a", "09"]  # never the same task twice
-    assert mock.call_count == sync_hook_module.MAX_PAGES
+    assert mock.call_count == api.MAX_PAGES
 
 
 def test_a_repeated_marker_stops_at_once(mock: Any) -> None:
@@ -424,7 +423,7 @@ def test_async_hook_stops_following_a_marker_that_never_ends(
     _async_transport(monkeypatch, handler)
     with pytest.raises(IoTDAPaginationError, match="still had more"):
         _run_async(lambda hook: hook.find_instance_task(instance_task_id="0a"))
-    assert calls["n"] == iotda_async.MAX_PAGES
+    assert calls["n"] == api.MAX_TASKS // 500  # stops at the task cap
 
 
 # -- a server that trickles a byte at a time -----------------------------------------------------
