@@ -45,8 +45,11 @@ if TYPE_CHECKING:
 
     import tenacity
 
-#: Requests in flight at once per event loop (all hooks of the loop together).
-MAX_IN_FLIGHT = 64
+#: Requests in flight at once per event loop (all hooks of the loop together).  16 serves
+#: 1,000 triggers polling every 10 s on loopback with room to spare; more let httpx open more
+#: connections at start-up and stall the loop longer (benchmarks/bench_triggerer.py,
+#: --max-in-flight).  At 200 ms per request it still allows about 80 polls a second.
+MAX_IN_FLIGHT = 16
 #: Connections the shared client may hold (open and idle) per TLS setting; above
 #: :data:`MAX_IN_FLIGHT`, so a request holding a permit never waits for a connection.
 MAX_CONNECTIONS = 100

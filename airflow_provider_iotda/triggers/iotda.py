@@ -152,6 +152,7 @@ class IoTDAInstanceTaskTrigger(BaseTrigger):
             )
             last_seen: InstanceTask | None = None
             while True:
+                poll_started = _now()
                 try:
                     task = await hook.find_instance_task(
                         query.instance_id,
@@ -195,7 +196,9 @@ class IoTDAInstanceTaskTrigger(BaseTrigger):
                         ),
                         "task": last_seen.to_dict() if last_seen is not None else None,
                     }
-                pause = self.poll_interval
+                # Polls start every poll_interval (the poll's own duration is not added on), so a
+                # task is seen within one interval of finishing, however slow the answers are.
+                pause = max(0.0, poll_started + self.poll_interval - now)
                 if self.deadline is not None:
                     pause = min(pause, self.deadline - now)
                 await _sleep(pause)
