@@ -1,11 +1,27 @@
-"""Values shared by the whole test suite (import as ``from iotda_test_values import ...``).
+"""Values and helpers shared by the whole test suite (``from iotda_test_values import ...``).
 
-The SK and token are recognisable so that leak checks can search for them.
+This is the one home of the test credentials, IDs and API-body builders.  It has a unique name
+because ``from conftest import ...`` is ambiguous: every test folder has a ``conftest.py``.
+pytest puts ``tests/`` on ``sys.path`` (the root ``conftest.py`` lives there), and so does
+``benchmarks/reliability_storm.py`` (for ``tests/reliability/storm.py``).
+
+The SK and token are recognisable so that leak checks can search for them.  Modules that want
+credentials of their own on purpose (operators, simulator, storm, DAG tests) name them with
+their own prefix (``OP_SK``, ``STORM_SK``...).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from airflow_provider_iotda.auth import expected_authorization, parse_authorization
 
 TEST_AK = "TESTACCESSKEY0000001"
 TEST_SK = "TESTSECRETKEY-do-not-leak-9f3a1c"
@@ -14,9 +30,38 @@ TEST_PROJECT = "0123456789abcdef0123456789abcdef"
 TEST_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
 TEST_ENDPOINT = "https://iotda-mgmt.cn-north-4.myhuaweicloud.com"
 
+#: Task IDs of the task lists the tests build (valid: [a-f0-9-]).
+MODIFY_ID = "0a1b2c3d-0000-4000-8000-00000000aaaa"
+OLD_MODIFY_ID = "0a1b2c3d-0000-4000-8000-000000000001"
+CREATE_ID = "0a1b2c3d-0000-4000-8000-000000000000"
 
-def connection_json(**extra: object) -> str:
-    """An ``AIRFLOW_CONN_*`` JSON value for a ``huaweicloud_iotda`` connection."""
+
+#: The fields of a task object in a ``ListInstanceTasks`` answer.
+TASK_FIELDS = (
+    "task_id",
+    "type",
+    "status",
+    "status_detail",
+    "create_time",
+    "start_time",
+    "end_time",
+    "target_config",
+    "operate_window",
+    "progress",
+)
+
+
+def tasks_url(instance_id: str = TEST_INSTANCE) -> str:
+    """URL of ``ListInstanceTasks`` at the regional endpoint, for ``instance_id``."""
+    return f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances/{instance_id}/tasks"
+
+
+TASKS_URL = tasks_url()
+
+
+def connection_json(login: str = TEST_AK, password: str = TEST_SK, **extra: object) -> str:
+    """An ``AIRFLOW_CONN_*`` JSON value for a ``huaweicloud_iotda`` connection at the regional
+    endpoint; an extra given as ``None`` is left out."""
     extras: dict[str, object] = {
         "region": "cn-north-4",
         "project_id": TEST_PROJECT,
@@ -26,5 +71,125 @@ def connection_json(**extra: object) -> str:
     extras.update(extra)
     extras = {k: v for k, v in extras.items() if v is not None}
     return json.dumps(
-        {"conn_type": "huaweicloud_iotda", "login": TEST_AK, "password": TEST_SK, "extra": extras}
+        {"conn_type": "huaweicloud_iotda", "login": login, "password": password, "extra": extras}
     )
+
+
+def endpoint_connection_json(
+    endpoint: str,
+    *,
+    login: str = TEST_AK,
+    password: str = TEST_SK,
+    project_id: str = TEST_PROJECT,
+    **extra: object,
+) -> str:
+    """An ``AIRFLOW_CONN_*`` JSON value for an explicit ``endpoint``, such as a simulator's: no
+    region, no retries setting and no default instance unless ``extra`` names them."""
+    extras = {"endpoint": endpoint, "project_id": project_id, **extra}
+    return json.dumps(
+        {"conn_type": "huaweicloud_iotda", "login": login, "password": password, "extra": extras}
+    )
+
+
+def task_json(
+    task_id: Any = MODIFY_ID,
+    status: Any = "SUCCESS",
+    *,
+    type: Any = "MODIFY",
+    create_time: Any = "2024-05-01T10:00:00.000Z",
+    **extra: Any,
+) -> dict[str, Any]:
+    """One task object as the API lists it (any JSON value allowed, to test bad ones);
+    ``extra`` adds or replaces fields (``status_detail``, ``target_config``...)."""
+    return {
+        "task_id": task_id,
+        "type": type,
+        "status": status,
+        "create_time": create_time,
+        "start_time": None,
+        "end_time": None,
+        "target_config": None,
+        "operate_window": None,
+        **extra,
+    }
+
+
+def page_json(
+    tasks: list[dict[str, Any]], marker: Any = None, *, count: int | None = None
+) -> dict[str, Any]:
+    """A ``ListInstanceTasks`` answer; ``count`` defaults to the number of tasks."""
+    return {
+        "page": {"count": len(tasks) if count is None else count, "marker": marker},
+        "tasks": list(tasks),
+    }
+
+
+def last_task_id(tasks: list[dict[str, Any]]) -> Any:
+    """The marker of a page that ends with ``tasks`` (``None`` for no tasks)."""
+    return tasks[-1]["task_id"] if tasks else None
+
+
+def verify_signature(request: Any, secret: str = TEST_SK) -> bool:
+    """Whether a recorded request (requests-mock's or an ``httpx.Request``) carries a valid
+    signature for ``secret``."""
+    value = request.headers["Authorization"]
+    parts = urlsplit(str(request.url))
+    if isinstance(request, httpx.Request):
+        received = dict(request.headers)  # httpx sends (and records) Host itself
+        payload = request.content
+    else:
+        # requests adds Host only on the wire, after requests-mock has recorded the request.
+        received = {**request.headers, "Host": parts.netloc}
+        body = request.body or b""
+        payload = body.encode() if isinstance(body, str) else body
+    expected = expected_authorization(
+        parse_authorization(value),
+        secret,
+        request.method,
+        parts.path,
+        parts.query,
+        received,
+        payload,
+    )
+    return bool(expected == value)
+
+
+@contextmanager
+def advance_clock_after(
+    sim: Any,
+    *steps: tuple[int, float],
+    counter: Callable[[Any], int] = lambda sim: sim.counters.requests,
+    name: str = "sim-clock-mover",
+) -> Iterator[None]:
+    """Move a simulator's clock by ``seconds`` once ``counter(sim)`` (by default the API
+    requests it answered) has reached ``count``, for each ``(count, seconds)`` step in turn, so
+    a task moves on only after the client has seen each state (no race with the wall clock)."""
+    stop = threading.Event()
+
+    def mover() -> None:
+        for count, seconds in steps:
+            while counter(sim) < count:
+                if stop.wait(0.01):
+                    return
+            sim.advance(seconds)
+
+    thread = threading.Thread(target=mover, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def return_values(dag_run: Any) -> dict[str, Any]:
+    """The ``return_value`` XComs of a finished DAG run (``dag.test()``), by task ID."""
+    from airflow import settings
+    from airflow.models.xcom import XComModel
+
+    assert settings.Session is not None
+    with settings.Session() as session:
+        rows = session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, key="return_value")
+        ).all()
+        return {row.task_id: XComModel.deserialize_value(row) for row in rows}

@@ -16,13 +16,14 @@ import pendulum
 import pytest
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
+from iotda_test_values import endpoint_connection_json, return_values
 
 from airflow_provider_iotda import records
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
 
 pytestmark = [pytest.mark.dag, pytest.mark.integration]
 
-# tests/dags/conftest.py shadows the root conftest's module name here: own constants.
+# Credentials of their own: the written file must not hold AUDIT_SK.
 AUDIT_AK = "AUDITTESTACCESSKEY01"
 AUDIT_SK = "AUDIT-TEST-SECRET-do-not-leak-5e1d"
 AUDIT_PROJECT = "0123456789abcdef0123456789abcdef"
@@ -35,13 +36,8 @@ WINDOW = (pendulum.datetime(2024, 5, 2, tz="UTC"), pendulum.datetime(2024, 5, 3,
 
 def audit_connection(endpoint: str) -> str:
     """``iotda_default`` for the simulator: no default instance (the DAGs name theirs)."""
-    return json.dumps(
-        {
-            "conn_type": "huaweicloud_iotda",
-            "login": AUDIT_AK,
-            "password": AUDIT_SK,
-            "extra": {"endpoint": endpoint, "project_id": AUDIT_PROJECT, "max_retries": 1},
-        }
+    return endpoint_connection_json(
+        endpoint, login=AUDIT_AK, password=AUDIT_SK, project_id=AUDIT_PROJECT, max_retries=1
     )
 
 
@@ -89,18 +85,6 @@ def simulator_records(sim: IoTDASimulator, instance_ids: list[str]) -> list[dict
 
 def run_states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-
-
-def return_values(dag_run: Any) -> dict[str, Any]:
-    """The ``return_value`` XComs of a finished run, by task ID."""
-    from airflow import settings
-    from airflow.models.xcom import XComModel
-
-    with settings.Session() as session:
-        rows = session.scalars(
-            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, key="return_value")
-        ).all()
-        return {row.task_id: XComModel.deserialize_value(row) for row in rows}
 
 
 def test_demo_instance_ids_are_the_demo_scenarios() -> None:

@@ -5,25 +5,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from iotda_test_values import (
+    TEST_AK,
+    TEST_PROJECT,
+    TEST_SK,
+    advance_clock_after,
+    endpoint_connection_json,
+)
 
 from airflow_provider_iotda.simulator import IoTDASimulator
 
 pytestmark = pytest.mark.dag
 
-TEST_AK = "TESTACCESSKEY0000001"
-TEST_SK = "TESTSECRETKEY-do-not-leak-9f3a1c"
-TEST_PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCE = "5e7d1c2b-0a9f-4e8d-b7c6-a5b4c3d2e1f0"
 DAG_FILE = "sensor_wait_dags.py"
 STEP = 5.0  # simulated seconds between the states of a task
 
 RunDag = Callable[..., tuple[Any, dict[str, Any]]]
-Mover = Callable[..., AbstractContextManager[None]]
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +41,7 @@ def sim(
 ) -> IoTDASimulator:
     sensor_simulator_server.reset()
     monkeypatch.setenv(
-        "AIRFLOW_CONN_IOTDA_SENSOR_SIM",
-        json.dumps(
-            {
-                "conn_type": "huaweicloud_iotda",
-                "login": TEST_AK,
-                "password": TEST_SK,
-                "extra": {"endpoint": sensor_simulator_server.url, "project_id": TEST_PROJECT},
-            }
-        ),
+        "AIRFLOW_CONN_IOTDA_SENSOR_SIM", endpoint_connection_json(sensor_simulator_server.url)
     )
     monkeypatch.setenv("IOTDA_SENSOR_TEST_OUTBOX", str(tmp_path / "failures.jsonl"))
     return sensor_simulator_server
@@ -64,7 +58,6 @@ def failures(tmp_path: Path) -> list[dict[str, str]]:
 def test_task_that_succeeds(
     sim: IoTDASimulator,
     sensor_run_dag: RunDag,
-    sensor_advance_after: Mover,
     tmp_path: Path,
     mode: str,
 ) -> None:
@@ -72,7 +65,7 @@ def test_task_that_succeeds(
         INSTANCE, "MODIFY", [("PENDING", 0), ("RUNNING", STEP), ("SUCCESS", 2 * STEP)]
     )
     # PENDING for 2 pokes, RUNNING for one, then SUCCESS.
-    with sensor_advance_after(sim, (2, STEP), (3, STEP)):
+    with advance_clock_after(sim, (2, STEP), (3, STEP)):
         run, xcoms = sensor_run_dag(
             DAG_FILE, f"sensor_wait_{mode}", instance_id=INSTANCE, task_id=task_id
         )
@@ -91,7 +84,6 @@ def test_task_that_succeeds(
 def test_task_that_fails(
     sim: IoTDASimulator,
     sensor_run_dag: RunDag,
-    sensor_advance_after: Mover,
     tmp_path: Path,
     mode: str,
 ) -> None:
@@ -100,7 +92,7 @@ def test_task_that_fails(
         "MODIFY",
         [("PENDING", 0), ("FAILED", STEP, "Insufficient resources for iotda.standard.s3")],
     )
-    with sensor_advance_after(sim, (2, STEP)):
+    with advance_clock_after(sim, (2, STEP)):
         run, xcoms = sensor_run_dag(
             DAG_FILE, f"sensor_wait_{mode}", instance_id=INSTANCE, task_id=task_id
         )

@@ -3,20 +3,22 @@ demo scenario (a MODIFY task going PENDING -> RUNNING -> SUCCESS on the demo ins
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
+from iotda_test_values import (
+    TEST_AK,
+    TEST_PROJECT,
+    TEST_SK,
+    advance_clock_after,
+    endpoint_connection_json,
+)
 
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
 
 pytestmark = pytest.mark.dag
 
-TEST_AK = "TESTACCESSKEY0000001"
-TEST_SK = "TESTSECRETKEY-do-not-leak-9f3a1c"
-TEST_PROJECT = "0123456789abcdef0123456789abcdef"
 DEMO_INSTANCE = "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01"
 
 
@@ -32,18 +34,7 @@ def demo_simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
     ) as sim:
         monkeypatch.setenv(
             "AIRFLOW_CONN_IOTDA_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "huaweicloud_iotda",
-                    "login": TEST_AK,
-                    "password": TEST_SK,
-                    "extra": {
-                        "endpoint": sim.url,
-                        "project_id": TEST_PROJECT,
-                        "instance_id": DEMO_INSTANCE,
-                    },
-                }
-            ),
+            endpoint_connection_json(sim.url, instance_id=DEMO_INSTANCE),
         )
         monkeypatch.setenv("IOTDA_EXAMPLE_POKE_INTERVAL", "1")
         yield sim
@@ -69,7 +60,6 @@ def test_example_dag_shape(airflow_db: Any) -> None:
 def test_example_dag_waits_for_the_demo_modify_task(
     demo_simulator: IoTDASimulator,
     sensor_run_dag: Callable[..., tuple[Any, dict[str, Any]]],
-    sensor_advance_after: Callable[..., AbstractContextManager[None]],
 ) -> None:
     sim = demo_simulator
     modify = next(
@@ -77,7 +67,7 @@ def test_example_dag_waits_for_the_demo_modify_task(
     )
     # The sensor pokes once (PENDING), the trigger polls (PENDING), then time moves to RUNNING
     # (5 s) and, after one more poll, to SUCCESS (20 s).
-    with sensor_advance_after(sim, (2, 5.0), (3, 15.0)):
+    with advance_clock_after(sim, (2, 5.0), (3, 15.0)):
         run, xcoms = sensor_run_dag("wait_for_modify.py", "wait_for_modify")
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}

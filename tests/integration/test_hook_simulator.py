@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import structlog
 import structlog.testing
+from iotda_test_values import endpoint_connection_json
 
 from airflow_provider_iotda.errors import (
     IoTDAAuthError,
@@ -349,10 +350,15 @@ def test_connection_to_a_closed_port(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    extra = {"project_id": PROJECT, "endpoint": f"http://127.0.0.1:{port}", "instance_id": INSTANCE}
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps({"conn_type": "huaweicloud_iotda", "login": AK, "password": SK, "extra": extra}),
+        endpoint_connection_json(
+            f"http://127.0.0.1:{port}",
+            login=AK,
+            password=SK,
+            project_id=PROJECT,
+            instance_id=INSTANCE,
+        ),
     )
     ok, message = IoTDAHook(CONN_ID).test_connection()
     assert ok is False

@@ -12,45 +12,26 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests_mock
+from iotda_test_values import connection_json as shared_connection_json
+from iotda_test_values import task_json, tasks_url
 
-# Own constants: ``from conftest import ...`` is ambiguous once tests/dags/conftest.py exists
-# (whichever conftest pytest imported last owns the module name).
+# Credentials of their own (the leak checks look for these); the rest is iotda_test_values'.
 OP_AK = "OPTESTACCESSKEY00001"
 OP_SK = "OPTEST-SECRET-KEY-do-not-leak-41c7"
 OP_TOKEN = "OPTEST-SECURITY-TOKEN-do-not-leak-8d2e"
-TEST_PROJECT = "0123456789abcdef0123456789abcdef"
-TEST_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
-TEST_ENDPOINT = "https://iotda-mgmt.cn-north-4.myhuaweicloud.com"
 REPO = Path(__file__).resolve().parents[2]
 
 
 def connection_json(**extra: object) -> str:
-    """An ``AIRFLOW_CONN_*`` value for ``iotda_default`` (``None`` drops a default extra)."""
-    extras: dict[str, object] = {
-        "region": "cn-north-4",
-        "project_id": TEST_PROJECT,
-        "instance_id": TEST_INSTANCE,
-        "max_retries": 3,
-    }
-    extras.update(extra)
-    return json.dumps(
-        {
-            "conn_type": "huaweicloud_iotda",
-            "login": OP_AK,
-            "password": OP_SK,
-            "extra": {k: v for k, v in extras.items() if v is not None},
-        }
-    )
+    """An ``AIRFLOW_CONN_*`` value for ``iotda_default`` with the operator tests' credentials
+    (``None`` drops a default extra)."""
+    return shared_connection_json(OP_AK, OP_SK, **extra)
 
 
 # Instance IDs used by the tests (valid: [a-f0-9-]).
 INSTANCE_A = "aaaaaaaa-0000-4000-8000-00000000000a"
 INSTANCE_B = "bbbbbbbb-0000-4000-8000-00000000000b"
 INSTANCE_C = "cccccccc-0000-4000-8000-00000000000c"
-
-
-def tasks_url(instance_id: str) -> str:
-    return f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances/{instance_id}/tasks"
 
 
 def api_task(
@@ -61,18 +42,7 @@ def api_task(
     **fields: Any,
 ) -> dict[str, Any]:
     """A task object as the API returns it (``status_detail``/``progress`` only when given)."""
-    task: dict[str, Any] = {
-        "task_id": task_id,
-        "type": type,
-        "status": status,
-        "create_time": create_time,
-        "start_time": None,
-        "end_time": None,
-        "target_config": None,
-        "operate_window": None,
-    }
-    task.update(fields)
-    return task
+    return task_json(task_id, status, type=type, create_time=create_time, **fields)
 
 
 class FakeIoTDA:
@@ -147,9 +117,7 @@ class LoopbackIoTDA(FakeIoTDA):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
-                match = re.fullmatch(
-                    r"/v5/iot/[^/]+/iotda-instances/([a-f0-9-]+)/tasks", parts.path
-                )
+                match = _TASKS_PATH.fullmatch(parts.path)
                 if match is None or match.group(1) not in fake.instances:
                     status, body = 404, {"error_code": "IOTDA.000404", "error_msg": "no such"}
                 else:

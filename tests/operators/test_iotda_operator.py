@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +20,24 @@ from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
-from operator_fakes import (
+from iotda_test_values import TEST_INSTANCE, TEST_PROJECT, tasks_url
+
+from airflow_provider_iotda import records
+from airflow_provider_iotda.operators import iotda as operator_module
+from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
+
+from .operator_fakes import (
     INSTANCE_A,
     INSTANCE_B,
     INSTANCE_C,
     OP_SK,
     OP_TOKEN,
     REPO,
-    TEST_INSTANCE,
-    TEST_PROJECT,
     FakeIoTDA,
     LoopbackIoTDA,
     api_task,
     connection_json,
-    tasks_url,
 )
-
-from airflow_provider_iotda import records
-from airflow_provider_iotda.operators import iotda as operator_module
-from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
 # Newest first, as the API lists them.
 TASKS_A = [
@@ -653,23 +652,31 @@ class TestSkip:
 # -- non-file storage -------------------------------------------------------------------------
 
 
-class FailingWriteFS(MemoryFileSystem):
-    """An in-memory object store whose uploads fail mid-way (after part of the data)."""
+class WriteHookFS(MemoryFileSystem):
+    """An in-memory object store whose handles opened for writing pass every write through
+    :meth:`on_write` (a subclass needs a ``store`` of its own: MemoryFileSystem's is global)."""
 
-    store: dict[str, Any] = {}
     pseudo_dirs = [""]
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         handle = super()._open(path, mode, **kwargs)
         if "w" in mode:
             original = handle.write
-
-            def write(data: bytes) -> int:
-                original(data[: len(data) // 2])
-                raise ConnectionResetError("connection reset during upload")
-
-            handle.write = write
+            handle.write = lambda data: self.on_write(original, data)
         return handle
+
+    def on_write(self, write: Callable[[bytes], int], data: bytes) -> int:
+        return int(write(data))
+
+
+class FailingWriteFS(WriteHookFS):
+    """An in-memory object store whose uploads fail mid-way (after part of the data)."""
+
+    store: dict[str, Any] = {}
+
+    def on_write(self, write: Callable[[bytes], int], data: bytes) -> int:
+        write(data[: len(data) // 2])
+        raise ConnectionResetError("connection reset during upload")
 
 
 @pytest.fixture
@@ -715,21 +722,12 @@ class TestObjectStorage:
 def test_write_object_uses_one_write_on_object_stores(monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[int] = []
 
-    class CountingFS(MemoryFileSystem):
+    class CountingFS(WriteHookFS):
         store: dict[str, Any] = {}
-        pseudo_dirs = [""]
 
-        def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
-            handle = super()._open(path, mode, **kwargs)
-            if "w" in mode:
-                original = handle.write
-
-                def write(data: bytes) -> int:
-                    writes.append(len(data))
-                    return int(original(data))
-
-                handle.write = write
-            return handle
+        def on_write(self, write: Callable[[bytes], int], data: bytes) -> int:
+            writes.append(len(data))
+            return int(write(data))
 
     fs = CountingFS()
     monkeypatch.setitem(_STORE_CACHE, "memory", ObjectStore("memory", None, fs=fs))

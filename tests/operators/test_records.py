@@ -10,12 +10,11 @@ import pendulum
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from iotda_test_values import TEST_INSTANCE as INSTANCE
+from iotda_test_values import TEST_PROJECT as PROJECT
 
 from airflow_provider_iotda import records
 from airflow_provider_iotda.models import InstanceTask
-
-INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
-PROJECT = "0123456789abcdef0123456789abcdef"
 
 
 def task(task_id: str = "a1", **fields: object) -> InstanceTask:

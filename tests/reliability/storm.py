@@ -25,12 +25,13 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pendulum
+from iotda_test_values import advance_clock_after, endpoint_connection_json, return_values
 
 from airflow_provider_iotda import retry
 from airflow_provider_iotda.simulator import IoTDASimulator
@@ -74,16 +75,14 @@ def storm_faults() -> dict[str, Any]:
 
 def storm_connection(endpoint: str, **extra: Any) -> str:
     """``AIRFLOW_CONN_*`` JSON of the storm connection (short timeout, more retries)."""
-    extras: dict[str, Any] = {
-        "endpoint": endpoint,
-        "project_id": STORM_PROJECT,
+    storm_extras = {
         "security_token": STORM_TOKEN,
         "timeout": CLIENT_TIMEOUT,
         "max_retries": STORM_MAX_RETRIES,
+        **extra,
     }
-    extras.update(extra)
-    return json.dumps(
-        {"conn_type": "huaweicloud_iotda", "login": STORM_AK, "password": STORM_SK, "extra": extras}
+    return endpoint_connection_json(
+        endpoint, login=STORM_AK, password=STORM_SK, project_id=STORM_PROJECT, **storm_extras
     )
 
 
@@ -318,39 +317,18 @@ class DecisionLog:
         return [d.task.task_id for d in self.decisions if d.task and d.task.task_id != task_id]
 
 
-@contextmanager
-def _advance_after(sim: IoTDASimulator, step: float, answers: tuple[int, ...]) -> Iterator[None]:
+def answered_200(sim: IoTDASimulator) -> int:
+    """How many requests the simulator has answered with 200 (faults do not count)."""
+    return sim.counters.statuses.get("200", 0)
+
+
+def _advance_after(
+    sim: IoTDASimulator, step: float, answers: tuple[int, ...]
+) -> AbstractContextManager[None]:
     """Move the clock by ``step`` each time the simulator has answered 200 that many times, so
     the task moves on only after the sensor could see each state (no wall-clock race)."""
-    stop = threading.Event()
-
-    def mover() -> None:
-        for count in answers:
-            while sim.counters.statuses.get("200", 0) < count:
-                if stop.wait(0.01):
-                    return
-            sim.advance(step)
-
-    thread = threading.Thread(target=mover, name="storm-clock", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-
-
-def _sensor_xcom(dag_run: Any) -> Any:
-    from airflow import settings
-    from airflow.models.xcom import XComModel
-
-    assert settings.Session is not None
-    with settings.Session() as session:
-        rows = session.scalars(
-            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, key="return_value")
-        ).all()
-        values = {row.task_id: XComModel.deserialize_value(row) for row in rows}
-    return values.get("wait")
+    steps = [(count, step) for count in answers]
+    return advance_clock_after(sim, *steps, counter=answered_200, name="storm-clock")
 
 
 def sensor_trial(mode: str, final: str, seed: int, outbox: Path) -> TrialResult:
@@ -398,7 +376,7 @@ def sensor_trial(mode: str, final: str, seed: int, outbox: Path) -> TrialResult:
     failures = (
         [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
     )
-    xcom = _sensor_xcom(dag_run) if state == "success" else None
+    xcom = return_values(dag_run).get("wait") if state == "success" else None
     reported = decisions.statuses(task_id)
     problems: list[str] = []
     if reported - {"PENDING", "RUNNING", final}:

@@ -1,64 +1,25 @@
-"""Shared values and helpers of the reliability tests.
-
-The credentials equal those of ``tests/conftest.py`` (``from conftest import`` is ambiguous
-when several test folders have a conftest, so they are repeated here).
-"""
+"""Helpers of the reliability tests; the shared values are in ``tests/iotda_test_values.py``."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-TEST_AK = "TESTACCESSKEY0000001"
-TEST_SK = "TESTSECRETKEY-do-not-leak-9f3a1c"
-TEST_TOKEN = "TESTSECURITYTOKEN-do-not-leak-77aa"
-TEST_PROJECT = "0123456789abcdef0123456789abcdef"
-TEST_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
-TEST_ENDPOINT = "https://iotda-mgmt.cn-north-4.myhuaweicloud.com"
-TASKS_URL = f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances/{TEST_INSTANCE}/tasks"
+from iotda_test_values import MODIFY_ID, TEST_SK, TEST_TOKEN
+from iotda_test_values import connection_json as shared_connection_json
+
 SECRETS = (TEST_SK, TEST_TOKEN)
-TASK_ID = "0a1b2c3d-0000-4000-8000-00000000aaaa"
+TASK_ID = MODIFY_ID
 
 
-def connection_json(login: str = TEST_AK, password: str = TEST_SK, **extra: Any) -> str:
-    """An ``AIRFLOW_CONN_*`` JSON value; an extra given as ``None`` is left out."""
-    extras: dict[str, Any] = {
-        "region": "cn-north-4",
-        "project_id": TEST_PROJECT,
-        "instance_id": TEST_INSTANCE,
-        "security_token": TEST_TOKEN,
-        "max_retries": 3,
-    }
-    extras.update(extra)
-    extras = {k: v for k, v in extras.items() if v is not None}
-    return json.dumps(
-        {"conn_type": "huaweicloud_iotda", "login": login, "password": password, "extra": extras}
-    )
-
-
-def task_json(task_id: str = TASK_ID, status: str = "SUCCESS", **extra: Any) -> dict[str, Any]:
-    """One task as the API lists it."""
-    return {
-        "task_id": task_id,
-        "type": "MODIFY",
-        "status": status,
-        "create_time": "2024-05-01T10:00:00.000Z",
-        "start_time": None,
-        "end_time": None,
-        "target_config": None,
-        "operate_window": None,
-        **extra,
-    }
-
-
-def page_json(tasks: list[dict[str, Any]], marker: str | None = None) -> dict[str, Any]:
-    """A ``ListInstanceTasks`` answer."""
-    return {"page": {"count": len(tasks), "marker": marker}, "tasks": tasks}
+def connection_json(**extra: Any) -> str:
+    """An ``AIRFLOW_CONN_*`` JSON value: :func:`iotda_test_values.connection_json` with a
+    security token; an extra given as ``None`` (``security_token`` too) is left out."""
+    return shared_connection_json(**{"security_token": TEST_TOKEN, **extra})
 
 
 class SilentServer:

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iotda_test_values import TEST_AK, TEST_INSTANCE, TEST_PROJECT, TEST_SK
 
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.simulator import IoTDASimulator
 
-from .support import TEST_AK, TEST_INSTANCE, TEST_PROJECT, TEST_SK, connection_json
+from .support import TASK_ID, connection_json
 
 pytestmark = pytest.mark.integration
 
-TASK_ID = "0a1b2c3d-0000-4000-8000-00000000aaaa"
 #: What a path or query parameter must never let through.
 HOSTILE = ["../x", "a/../b", "a%2Fb", "a?b=1", "a#b", "a\nb", "ab\r\n", "é", "a b", "\x00"]
 WRONG_TYPES: list[Any] = [5, 1.5, True, ["0a"], {"id": "0a"}, b"0a"]

@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ import pytest
 import requests_mock as requests_mock_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from iotda_test_values import TASK_FIELDS, TASKS_URL, page_json, task_json
 
 from airflow_provider_iotda import api
 from airflow_provider_iotda.errors import (
@@ -32,16 +33,7 @@ from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 
-from .support import (
-    SECRETS,
-    TASK_ID,
-    TASKS_URL,
-    CountingStream,
-    connection_json,
-    page_json,
-    silent_server,
-    task_json,
-)
+from .support import SECRETS, TASK_ID, CountingStream, connection_json, silent_server
 
 MAX_RETRIES = 3
 ATTEMPTS = MAX_RETRIES + 1
@@ -147,20 +139,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
     max_leaves=20,
 )
-FIELDS = st.sampled_from(
-    [
-        "task_id",
-        "type",
-        "status",
-        "status_detail",
-        "create_time",
-        "start_time",
-        "end_time",
-        "target_config",
-        "operate_window",
-        "progress",
-    ]
-)
+FIELDS = st.sampled_from(TASK_FIELDS)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -275,34 +254,25 @@ def test_a_declared_30_mb_body_is_refused_before_reading(mock: Any) -> None:
 # -- a server that accepts the connection and never answers ---------------------------------------
 
 
-@pytest.mark.parametrize("headers_only", [False, True], ids=["silent", "headers-then-silence"])
-def test_sync_hook_read_timeout_bounds_a_silent_server(
-    monkeypatch: pytest.MonkeyPatch, headers_only: bool
-) -> None:
-    with silent_server(headers_only=headers_only) as server:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_IOTDA_DEFAULT",
-            connection_json(endpoint=server.url, timeout=0.3, max_retries=1),
-        )
-        started = time.monotonic()
-        with pytest.raises(IoTDATransportError, match=r"did not answer within 0\.3 s") as caught:
-            IoTDAHook().list_instance_tasks()
-        elapsed = time.monotonic() - started
-    assert server.accepted >= 1
-    # Two attempts of 0.3 s each (retry waits are instant in tests); a hang would hit the
-    # test's timeout instead.  The bound is loose on purpose: it only tells "bounded" from "hung".
-    assert elapsed < 10
-    _no_secret(caught.value)
+def _list_with_sync_hook() -> None:
+    IoTDAHook().list_instance_tasks()
 
 
-@pytest.mark.parametrize("headers_only", [False, True], ids=["silent", "headers-then-silence"])
-def test_async_hook_read_timeout_bounds_a_silent_server(
-    monkeypatch: pytest.MonkeyPatch, headers_only: bool
-) -> None:
+def _list_with_async_hook() -> None:
     async def call() -> None:
         async with IoTDAAsyncHook() as hook:
             await hook.list_instance_tasks()
 
+    asyncio.run(asyncio.wait_for(call(), timeout=30))
+
+
+@pytest.mark.parametrize(
+    "list_tasks", [_list_with_sync_hook, _list_with_async_hook], ids=["sync", "async"]
+)
+@pytest.mark.parametrize("headers_only", [False, True], ids=["silent", "headers-then-silence"])
+def test_hook_read_timeout_bounds_a_silent_server(
+    monkeypatch: pytest.MonkeyPatch, headers_only: bool, list_tasks: Callable[[], None]
+) -> None:
     with silent_server(headers_only=headers_only) as server:
         monkeypatch.setenv(
             "AIRFLOW_CONN_IOTDA_DEFAULT",
@@ -310,9 +280,11 @@ def test_async_hook_read_timeout_bounds_a_silent_server(
         )
         started = time.monotonic()
         with pytest.raises(IoTDATransportError, match=r"did not answer within 0\.3 s") as caught:
-            asyncio.run(asyncio.wait_for(call(), timeout=30))
+            list_tasks()
         elapsed = time.monotonic() - started
     assert server.accepted >= 1
+    # Two attempts of 0.3 s each (retry waits are instant in tests); a hang would hit the
+    # test's timeout instead.  The bound is loose on purpose: it only tells "bounded" from "hung".
     assert elapsed < 10
     _no_secret(caught.value)
 

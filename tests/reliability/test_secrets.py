@@ -24,13 +24,13 @@ from typing import Any
 
 import pendulum
 import pytest
+from iotda_test_values import TEST_AK, TEST_PROJECT
 
 from airflow_provider_iotda.errors import IoTDAError
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
 
 from . import storm
-from .support import TEST_AK, TEST_PROJECT
 
 pytestmark = [pytest.mark.dag, pytest.mark.integration]
 

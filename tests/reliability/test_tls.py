@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iotda_test_values import page_json, task_json
 
 from airflow_provider_iotda.config import IoTDAConnectionConfig
 from airflow_provider_iotda.errors import IoTDATransportError
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
-
-from .support import page_json, task_json
 
 pytestmark = pytest.mark.integration
 WARNING = "TLS certificates of"

@@ -1,48 +1,27 @@
-"""Values and helpers of the sensor unit tests (a uniquely named module: see unit_support)."""
+"""Helpers of the sensor unit tests; the shared values are in ``tests/iotda_test_values.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-TEST_SK = "TESTSECRETKEY-do-not-leak-9f3a1c"
-TEST_PROJECT = "0123456789abcdef0123456789abcdef"
-TEST_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
-TEST_ENDPOINT = "https://iotda-mgmt.cn-north-4.myhuaweicloud.com"
-TASKS_URL = f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances/{TEST_INSTANCE}/tasks"
-
-MODIFY_ID = "0a1b2c3d-0000-4000-8000-00000000aaaa"
-OLD_MODIFY_ID = "0a1b2c3d-0000-4000-8000-000000000001"
-CREATE_ID = "0a1b2c3d-0000-4000-8000-000000000000"
+from iotda_test_values import CREATE_ID, MODIFY_ID, OLD_MODIFY_ID, last_task_id, page_json
+from iotda_test_values import task_json as shared_task_json
 
 
-def task_json(
-    task_id: str = MODIFY_ID,
-    status: str = "PENDING",
-    *,
-    type: str = "MODIFY",
-    create_time: str = "2024-05-01T10:00:00.000Z",
-    **extra: Any,
-) -> dict[str, Any]:
-    """One task as the API lists it."""
-    return {
-        "task_id": task_id,
-        "type": type,
-        "status": status,
-        "create_time": create_time,
-        "start_time": None,
-        "end_time": None,
+def task_json(task_id: str = MODIFY_ID, status: str = "PENDING", **fields: Any) -> dict[str, Any]:
+    """One task as the API lists it: :func:`iotda_test_values.task_json`, PENDING, with a
+    target flavor and a maintenance window."""
+    fields = {
         "target_config": {"flavor": {"type": "iotda.standard.s3", "size": 2}},
         "operate_window": {"start_time": "18:00", "end_time": "22:00"},
-        **extra,
+        **fields,
     }
+    return shared_task_json(task_id, status, **fields)
 
 
 def page(*tasks: dict[str, Any]) -> dict[str, Any]:
-    """A whole ``ListInstanceTasks`` answer."""
-    return {
-        "page": {"count": len(tasks), "marker": tasks[-1]["task_id"] if tasks else None},
-        "tasks": list(tasks),
-    }
+    """A whole ``ListInstanceTasks`` answer (the marker is the last task's ID)."""
+    return page_json(list(tasks), last_task_id(list(tasks)))
 
 
 def history(status: str = "PENDING", **extra: Any) -> dict[str, Any]:

@@ -24,23 +24,15 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
     TaskDeferred,
 )
-from sensor_support import (
-    MODIFY_ID,
-    OLD_MODIFY_ID,
-    TASKS_URL,
-    TEST_INSTANCE,
-    TEST_SK,
-    FakeTI,
-    history,
-    page,
-    task_json,
-)
+from iotda_test_values import MODIFY_ID, OLD_MODIFY_ID, TASKS_URL, TEST_INSTANCE, TEST_SK
 from structlog.testing import capture_logs
 
 from airflow_provider_iotda import config
 from airflow_provider_iotda.sensors import iotda as sensor_module
 from airflow_provider_iotda.sensors.iotda import IoTDAInstanceTaskSensor
 from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
+
+from .sensor_support import FakeTI, history, page, task_json
 
 
 def make_sensor(**kwargs: Any) -> IoTDAInstanceTaskSensor:

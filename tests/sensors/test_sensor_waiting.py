@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from iotda_test_values import TEST_INSTANCE as INSTANCE
 
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.waiting import (
@@ -16,7 +17,6 @@ from airflow_provider_iotda.waiting import (
     timeout_message,
 )
 
-INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
 QUERY = TaskQuery.build(INSTANCE, instance_task_type="MODIFY")
 
 

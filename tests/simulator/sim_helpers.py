@@ -17,6 +17,15 @@ REGION = "cn-north-4"
 INSTANCE_1 = "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01"
 INSTANCE_2 = "a8d1e6b2-4c3f-4a9e-8b7d-2f1c0e9d8a76"
 INSTANCE_3 = "c5e4b3a2-9d8c-4f7e-a6b5-1c2d3e4f5a60"
+#: The types of INSTANCE_1's tasks in the 180-day window, newest first.
+INSTANCE_1_TYPES = [
+    "MODIFY",
+    "UNFREEZE",
+    "FREEZE",
+    "UPDATE_ACCESS_CONFIG",
+    "MODIFY",
+    "UPDATE_ALLOW_LISTS",
+]
 NEW_INSTANCE = "0f0e0d0c-0b0a-4999-8888-777766665555"
 
 

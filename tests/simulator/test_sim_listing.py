@@ -11,6 +11,7 @@ from airflow_provider_iotda.simulator import IoTDASimulator
 
 from .sim_helpers import (
     INSTANCE_1,
+    INSTANCE_1_TYPES,
     INSTANCE_2,
     INSTANCE_3,
     NEW_INSTANCE,
@@ -35,14 +36,7 @@ def test_default_listing_is_newest_first_with_all_fields(
     tasks = body["tasks"]
     # Six tasks in the 180-day window (the CREATE of 200 days ago is hidden).
     assert body["page"] == {"count": 6, "marker": tasks[-1]["task_id"]}
-    assert [t["type"] for t in tasks] == [
-        "MODIFY",
-        "UNFREEZE",
-        "FREEZE",
-        "UPDATE_ACCESS_CONFIG",
-        "MODIFY",
-        "UPDATE_ALLOW_LISTS",
-    ]
+    assert [t["type"] for t in tasks] == INSTANCE_1_TYPES
     ids = [t["task_id"] for t in tasks]
     assert ids == sorted(ids, reverse=True)
     assert all(TASK_ID.match(i) for i in ids)

@@ -12,7 +12,16 @@ import requests
 
 from airflow_provider_iotda.simulator import IoTDASimulator
 
-from .sim_helpers import AK, INSTANCE_1, INSTANCE_2, PROJECT, REGION, SK, tasks_url
+from .sim_helpers import (
+    AK,
+    INSTANCE_1,
+    INSTANCE_1_TYPES,
+    INSTANCE_2,
+    PROJECT,
+    REGION,
+    SK,
+    tasks_url,
+)
 
 pytestmark = pytest.mark.sdk
 
@@ -71,14 +80,7 @@ def test_sdk_lists_exactly_the_scenario(
         assert listed == _raw(sim, client, instance_id)
         assert _sdk_list_all(sdk, instance_id, limit=2) == listed
     first = sdk.list_instance_tasks(iotdm.ListInstanceTasksRequest(instance_id=INSTANCE_1)).tasks
-    assert [t.type for t in first] == [
-        "MODIFY",
-        "UNFREEZE",
-        "FREEZE",
-        "UPDATE_ACCESS_CONFIG",
-        "MODIFY",
-        "UPDATE_ALLOW_LISTS",
-    ]
+    assert [t.type for t in first] == INSTANCE_1_TYPES
     assert first[0].target_config.flavor.type == "iotda.standard.s3"
     assert first[0].target_config.flavor.size == 2
     assert first[0].target_config.charge_mode == "postPaid"

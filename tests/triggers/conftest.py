@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from trigger_support import FakeClock, ScriptedIoTDA
 
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.triggers import iotda as trigger_module
+
+from .trigger_support import FakeClock, ScriptedIoTDA
 
 
 @pytest.fixture

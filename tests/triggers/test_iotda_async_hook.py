@@ -10,20 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
-from trigger_support import (
+from iotda_test_values import (
     MODIFY_ID,
     TASKS_URL,
+    TEST_ENDPOINT,
     TEST_INSTANCE,
     TEST_SK,
-    ScriptedIoTDA,
-    history,
-    page,
-    task_json,
+    endpoint_connection_json,
 )
 
 from airflow_provider_iotda.errors import IoTDAAuthError, IoTDATransportError
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
+
+from .trigger_support import ScriptedIoTDA, history, page, task_json
 
 
 def test_list_sends_a_signed_request_and_parses_the_page(iotda_api: ScriptedIoTDA) -> None:
@@ -134,24 +134,10 @@ def test_one_client_per_loop_built_off_the_loop_and_closed_by_the_last_hook(
 def test_clients_are_keyed_by_tls_verification(
     iotda_api: ScriptedIoTDA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trigger_support import TEST_ENDPOINT, TEST_PROJECT
-
     iotda_api.script = [history("PENDING")]
     monkeypatch.setenv(
         "AIRFLOW_CONN_IOTDA_NOVERIFY",
-        json.dumps(
-            {
-                "conn_type": "huaweicloud_iotda",
-                "login": "TESTACCESSKEY0000001",
-                "password": TEST_SK,
-                "extra": {
-                    "endpoint": TEST_ENDPOINT,
-                    "project_id": TEST_PROJECT,
-                    "instance_id": TEST_INSTANCE,
-                    "verify": False,
-                },
-            }
-        ),
+        endpoint_connection_json(TEST_ENDPOINT, instance_id=TEST_INSTANCE, verify=False),
     )
 
     async def scenario() -> dict[str, int]:

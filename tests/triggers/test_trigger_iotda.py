@@ -8,23 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from iotda_test_values import MODIFY_ID, OLD_MODIFY_ID, TASKS_URL, TEST_INSTANCE, TEST_SK
 from structlog.testing import capture_logs
-from trigger_support import (
-    MODIFY_ID,
-    OLD_MODIFY_ID,
-    TASKS_URL,
-    TEST_INSTANCE,
-    TEST_SK,
-    FakeClock,
-    ScriptedIoTDA,
-    collect,
-    history,
-    page,
-    task_json,
-)
 
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.triggers.iotda import CLASSPATH, IoTDAInstanceTaskTrigger
+
+from .trigger_support import FakeClock, ScriptedIoTDA, collect, history, page, task_json
 
 START = 1_700_000_000.0
 

@@ -4,13 +4,12 @@ right event, sharing one client and a bounded number of TCP connections."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from trigger_support import TEST_PROJECT, TEST_SK
+from iotda_test_values import TEST_AK, TEST_PROJECT, TEST_SK, endpoint_connection_json
 
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.simulator import IoTDASimulator
@@ -18,10 +17,23 @@ from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
 
 pytestmark = pytest.mark.integration
 
-TEST_AK = "TESTACCESSKEY0000001"
 INSTANCES = 15
 TASKS_PER_INSTANCE = 20  # the API lists at most 20 tasks per instance
 STEP = 10.0  # simulated seconds between the states of every task
+
+
+def _triggers(expected: dict[str, tuple[str, str]]) -> list[IoTDAInstanceTaskTrigger]:
+    """One trigger on ``iotda_sim`` for each ``task_id -> (instance, final status)``."""
+    return [
+        IoTDAInstanceTaskTrigger(
+            iotda_conn_id="iotda_sim",
+            instance_id=instance,
+            instance_task_id=task_id,
+            poll_interval=0.05,
+            deadline=time.time() + 90,  # a safety net; a run takes a few seconds
+        )
+        for task_id, (instance, _) in expected.items()
+    ]
 
 
 @pytest.fixture
@@ -30,14 +42,7 @@ def simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
     with IoTDASimulator(ak=TEST_AK, sk=TEST_SK, project_id=TEST_PROJECT, time_factor=0) as sim:
         monkeypatch.setenv(
             "AIRFLOW_CONN_IOTDA_SIM",
-            json.dumps(
-                {
-                    "conn_type": "huaweicloud_iotda",
-                    "login": TEST_AK,
-                    "password": TEST_SK,
-                    "extra": {"endpoint": sim.url, "project_id": TEST_PROJECT},
-                }
-            ),
+            endpoint_connection_json(sim.url),
         )
         yield sim
 
@@ -57,16 +62,7 @@ def test_hundreds_of_triggers_in_one_loop(simulator: IoTDASimulator) -> None:
     count = len(expected)
     assert count == 300
 
-    triggers = [
-        IoTDAInstanceTaskTrigger(
-            iotda_conn_id="iotda_sim",
-            instance_id=instance,
-            instance_task_id=task_id,
-            poll_interval=0.05,
-            deadline=time.time() + 90,  # a safety net; the run takes a few seconds
-        )
-        for task_id, (instance, _) in expected.items()
-    ]
+    triggers = _triggers(expected)
 
     async def first_event(trigger: IoTDAInstanceTaskTrigger) -> list[Any]:
         return [event.payload async for event in trigger.run()]
@@ -115,16 +111,7 @@ def test_triggers_ride_out_injected_faults(simulator: IoTDASimulator) -> None:
             final = "FAILED" if j % 4 == 0 else "SUCCESS"
             task_id = simulator.add_task(instance, "MODIFY", [("PENDING", 0), (final, STEP)])
             expected[task_id] = (instance, final)
-    triggers = [
-        IoTDAInstanceTaskTrigger(
-            iotda_conn_id="iotda_sim",
-            instance_id=instance,
-            instance_task_id=task_id,
-            poll_interval=0.05,
-            deadline=time.time() + 90,
-        )
-        for task_id, (instance, _) in expected.items()
-    ]
+    triggers = _triggers(expected)
 
     async def scenario() -> list[list[Any]]:
         async def events(trigger: IoTDAInstanceTaskTrigger) -> list[Any]:

@@ -1,5 +1,5 @@
 """Helpers of the trigger unit tests: a scripted IoTDA behind httpx.MockTransport and a fake
-clock (a uniquely named module: see tests/unit/unit_support.py)."""
+clock; the shared values are in ``tests/iotda_test_values.py``."""
 
 from __future__ import annotations
 
@@ -8,44 +8,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-
-from airflow_provider_iotda.auth import expected_authorization, parse_authorization
-
-TEST_SK = "TESTSECRETKEY-do-not-leak-9f3a1c"
-TEST_PROJECT = "0123456789abcdef0123456789abcdef"
-TEST_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
-TEST_ENDPOINT = "https://iotda-mgmt.cn-north-4.myhuaweicloud.com"
-TASKS_URL = f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances/{TEST_INSTANCE}/tasks"
-MODIFY_ID = "0a1b2c3d-0000-4000-8000-00000000aaaa"
-OLD_MODIFY_ID = "0a1b2c3d-0000-4000-8000-000000000001"
+from iotda_test_values import MODIFY_ID, OLD_MODIFY_ID, page_json, verify_signature
+from iotda_test_values import task_json as shared_task_json
 
 
-def task_json(
-    task_id: str = MODIFY_ID,
-    status: str = "PENDING",
-    *,
-    type: str = "MODIFY",
-    create_time: str = "2024-05-01T10:00:00.000Z",
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "type": type,
-        "status": status,
-        "create_time": create_time,
-        "start_time": None,
-        "end_time": None,
-        "target_config": None,
-        "operate_window": None,
-        **extra,
-    }
+def task_json(task_id: str = MODIFY_ID, status: str = "PENDING", **fields: Any) -> dict[str, Any]:
+    """One task as the API lists it (:func:`iotda_test_values.task_json`, PENDING)."""
+    return shared_task_json(task_id, status, **fields)
 
 
 def page(*tasks: dict[str, Any]) -> dict[str, Any]:
-    return {"page": {"count": len(tasks), "marker": None}, "tasks": list(tasks)}
+    """A ``ListInstanceTasks`` answer without a marker."""
+    return page_json(list(tasks))
 
 
 def history(status: str = "PENDING", **extra: Any) -> dict[str, Any]:
@@ -77,7 +53,8 @@ class ScriptedIoTDA:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        self._check_signature(request)
+        if not verify_signature(request):
+            self.bad_signatures += 1
         index = min(len(self.requests), len(self.script)) - 1
         answer = self.script[index]
         if isinstance(answer, BaseException):
@@ -85,21 +62,6 @@ class ScriptedIoTDA:
         if isinstance(answer, dict):
             return httpx.Response(200, json=answer)
         return answer
-
-    def _check_signature(self, request: httpx.Request) -> None:
-        parsed = parse_authorization(request.headers["Authorization"])
-        parts = urlsplit(str(request.url))
-        expected = expected_authorization(
-            parsed,
-            TEST_SK,
-            request.method,
-            parts.path,
-            parts.query,
-            dict(request.headers),
-            request.content,
-        )
-        if expected != request.headers["Authorization"]:
-            self.bad_signatures += 1
 
     def new_client(self, verify: bool) -> httpx.AsyncClient:
         """Stand-in for iotda_async._new_client (records the thread it is built in)."""

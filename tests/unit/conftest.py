@@ -1,4 +1,4 @@
-"""Fixtures of the unit tests (requests-mock against the regional endpoint, log capture)."""
+"""Fixtures of the unit tests (log capture); ``iotda_conn`` comes from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 import structlog.testing
-from unit_support import TEST_ENDPOINT, CapturedLogs, connection_json
 
-
-@pytest.fixture
-def iotda_conn(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point ``iotda_default`` at the (requests-mocked) regional endpoint; returns that URL."""
-    monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json())
-    return TEST_ENDPOINT
+from .unit_support import CapturedLogs
 
 
 @pytest.fixture

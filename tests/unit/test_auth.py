@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import requests_mock
-from unit_support import TASKS_URL, TEST_AK, TEST_SK, TEST_TOKEN, verify_signature
+from iotda_test_values import TASKS_URL, TEST_AK, TEST_SK, TEST_TOKEN, verify_signature
 
 from airflow_provider_iotda import auth
 from airflow_provider_iotda.auth import (

@@ -7,14 +7,13 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from unit_support import (
+from iotda_test_values import (
     TEST_AK,
     TEST_ENDPOINT,
     TEST_INSTANCE,
     TEST_PROJECT,
     TEST_SK,
     TEST_TOKEN,
-    CapturedLogs,
     connection_json,
 )
 
@@ -26,6 +25,8 @@ from airflow_provider_iotda.config import (
     IoTDAConnectionConfig,
 )
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
+
+from .unit_support import CapturedLogs
 
 
 def _config_from_env(monkeypatch: pytest.MonkeyPatch, value: str, conn_id: str = "iotda_default"):  # type: ignore[no-untyped-def]

@@ -12,8 +12,7 @@ import pendulum
 import pytest
 import requests
 import requests_mock
-from unit_support import (
-    API_EXAMPLE,
+from iotda_test_values import (
     TASKS_URL,
     TEST_AK,
     TEST_ENDPOINT,
@@ -21,10 +20,7 @@ from unit_support import (
     TEST_PROJECT,
     TEST_SK,
     TEST_TOKEN,
-    CapturedLogs,
     connection_json,
-    page,
-    task,
     verify_signature,
 )
 
@@ -44,6 +40,8 @@ from airflow_provider_iotda.errors import (
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import RetryPolicy
+
+from .unit_support import API_EXAMPLE, CapturedLogs, page, task
 
 OTHER_INSTANCE = "0a0b0c0d-0000-4000-8000-00000000abcd"
 OTHER_URL = TASKS_URL.replace(TEST_INSTANCE, OTHER_INSTANCE)

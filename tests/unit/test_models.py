@@ -10,7 +10,7 @@ import pendulum
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unit_support import API_EXAMPLE, task
+from iotda_test_values import TASK_FIELDS
 
 from airflow_provider_iotda.api import MAX_BODY_BYTES, parse_tasks_response
 from airflow_provider_iotda.errors import IoTDAError, IoTDAInvalidResponseError
@@ -23,6 +23,8 @@ from airflow_provider_iotda.models import (
     format_api_time,
     select_task,
 )
+
+from .unit_support import API_EXAMPLE, task
 
 
 def test_api_example_is_parsed() -> None:
@@ -223,21 +225,7 @@ json_values = st.recursive(
 )
 task_like = st.fixed_dictionaries(
     {},
-    optional={
-        name: json_values
-        for name in (
-            "task_id",
-            "type",
-            "status",
-            "status_detail",
-            "create_time",
-            "start_time",
-            "end_time",
-            "target_config",
-            "operate_window",
-            "progress",
-        )
-    },
+    optional={name: json_values for name in TASK_FIELDS},
 )
 page_like = st.fixed_dictionaries(
     {},
