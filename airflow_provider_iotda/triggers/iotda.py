@@ -17,6 +17,7 @@ function the sensor's ``poke`` uses.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -47,6 +48,16 @@ def _now() -> float:
 async def _sleep(seconds: float) -> None:
     """Wait between polls; patched in tests."""
     await asyncio.sleep(seconds)
+
+
+def _first_poll_delay(poll_interval: float) -> float:
+    """A random share of one interval before the first poll; patched in tests.
+
+    The sensor has just poked when it defers, so polling at once would repeat that request; and
+    triggers deferred together (mapped sensors, a triggerer restart) would otherwise poll in
+    lock-step, in bursts that load IoTDA and the triggerer's garbage collector at once.
+    """
+    return random.uniform(0, poll_interval)
 
 
 class IoTDAInstanceTaskTrigger(BaseTrigger):
@@ -151,6 +162,11 @@ class IoTDAInstanceTaskTrigger(BaseTrigger):
                 created_after=self.created_after,
             )
             last_seen: InstanceTask | None = None
+            delay = _first_poll_delay(self.poll_interval)
+            if self.deadline is not None:
+                delay = min(delay, max(0.0, self.deadline - _now()))
+            if delay > 0:
+                await _sleep(delay)
             while True:
                 poll_started = _now()
                 try:

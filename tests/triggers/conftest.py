@@ -25,3 +25,9 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     monkeypatch.setattr(trigger_module, "_now", clock.time)
     monkeypatch.setattr(trigger_module, "_sleep", clock.sleep)
     return clock
+
+
+@pytest.fixture(autouse=True)
+def no_first_poll_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trigger unit tests poll at once; test_first_poll_is_spread_over_one_interval sets one."""
+    monkeypatch.setattr(trigger_module, "_first_poll_delay", lambda interval: 0.0)

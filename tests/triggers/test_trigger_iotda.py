@@ -12,7 +12,11 @@ from iotda_test_values import MODIFY_ID, OLD_MODIFY_ID, TASKS_URL, TEST_INSTANCE
 from structlog.testing import capture_logs
 
 from airflow_provider_iotda.hooks import iotda_async
+from airflow_provider_iotda.triggers import iotda as trigger_module
 from airflow_provider_iotda.triggers.iotda import CLASSPATH, IoTDAInstanceTaskTrigger
+from airflow_provider_iotda.triggers.iotda import (
+    _first_poll_delay as real_first_poll_delay,  # bound before the autouse patch
+)
 
 from .trigger_support import FakeClock, ScriptedIoTDA, collect, history, page, task_json
 
@@ -91,6 +95,33 @@ def test_success_after_pending_and_running(iotda_api: ScriptedIoTDA, fake_clock:
     lines = [e["event"] for e in logs if e["log_level"] == "info"]
     assert any("is RUNNING, progress 40%; waited 30 s" in line for line in lines)
     assert TEST_SK not in repr(logs)
+
+
+def test_first_poll_is_spread_over_one_interval(
+    iotda_api: ScriptedIoTDA, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first poll waits a random share of the interval (the sensor has just poked), then
+    polls follow every interval from there."""
+    offsets: list[float] = []
+
+    def delay(interval: float) -> float:
+        offsets.append(interval)
+        return 12.5
+
+    monkeypatch.setattr(trigger_module, "_first_poll_delay", delay)
+    fake_clock.now = START
+    iotda_api.script = [history("RUNNING"), history("SUCCESS")]
+    event = run_trigger(make_trigger(poll_interval=30))
+    assert event["status"] == "success"
+    assert offsets == [30]
+    assert fake_clock.sleeps == [12.5, 30]
+    assert len(iotda_api.requests) == 2
+
+
+def test_first_poll_delay_is_within_one_interval() -> None:
+    delays = [real_first_poll_delay(10.0) for _ in range(200)]
+    assert all(0 <= d <= 10.0 for d in delays)
+    assert len(set(delays)) > 150  # random, not a constant
 
 
 def test_polls_keep_their_cadence_when_answers_are_slow(
