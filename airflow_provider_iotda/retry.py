@@ -11,13 +11,20 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_iotda.errors import IoTDAError, IoTDAThrottledError
 
 if TYPE_CHECKING:
     import tenacity
+
+
+class Logger(Protocol):
+    """What the retry log needs: stdlib and structlog loggers both fit."""
+
+    def warning(self, event: Any, /, *args: Any) -> Any: ...
 
 
 def _sleep(seconds: float) -> None:
@@ -66,18 +73,39 @@ class RetryPolicy:
             "reraise": True,
         }
 
-    def retrying(self, **extra: Any) -> tenacity.Retrying:
-        """A ``tenacity.Retrying`` for synchronous calls."""
+    def retrying(self, log: Logger | None = None, **extra: Any) -> tenacity.Retrying:
+        """A ``tenacity.Retrying`` for synchronous calls; each retry is logged on ``log``."""
         import tenacity
 
+        if log is not None:
+            extra.setdefault("before_sleep", _log_retry(log))
         return tenacity.Retrying(
             sleep=lambda seconds: _sleep(seconds), **self._tenacity_kwargs(), **extra
         )
 
-    def async_retrying(self, **extra: Any) -> tenacity.AsyncRetrying:
+    def async_retrying(self, log: Logger | None = None, **extra: Any) -> tenacity.AsyncRetrying:
         """A ``tenacity.AsyncRetrying`` (waits with ``asyncio.sleep``) for the trigger."""
         import tenacity
 
+        if log is not None:
+            extra.setdefault("before_sleep", _log_retry(log))
         return tenacity.AsyncRetrying(
             sleep=lambda seconds: _async_sleep(seconds), **self._tenacity_kwargs(), **extra
         )
+
+
+def _log_retry(log: Logger) -> Callable[[tenacity.RetryCallState], None]:
+    """One warning per retry: the attempt, the error (never headers) and the wait."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        sleep = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "IoTDA call failed (attempt %d): %s; retrying in %.1f s",
+            state.attempt_number,
+            error,
+            sleep,
+        )
+
+    return before_sleep

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import requests.auth
-import tenacity
-from airflow.sdk import BaseHook
 
 from airflow_provider_iotda import api, validation
 from airflow_provider_iotda.auth import (
@@ -22,7 +20,7 @@ from airflow_provider_iotda.auth import (
     Credentials,
     sign_request,
 )
-from airflow_provider_iotda.config import CONN_TYPE, DEFAULT_CONN_ID, IoTDAConnectionConfig
+from airflow_provider_iotda.config import DEFAULT_CONN_ID, IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
     IoTDAAuthError,
     IoTDAClientError,
@@ -30,6 +28,7 @@ from airflow_provider_iotda.errors import (
     IoTDAForbiddenError,
     IoTDATransportError,
 )
+from airflow_provider_iotda.hooks.base import IoTDABaseHook
 from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
 from airflow_provider_iotda.retry import RetryPolicy
 
@@ -65,7 +64,7 @@ class SigningAuth(requests.auth.AuthBase):
 _PROBE_INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
 
 
-class IoTDAHook(BaseHook):
+class IoTDAHook(IoTDABaseHook):
     """Calls Huawei Cloud IoTDA's instance-task API with AK/SK-signed requests.
 
     :param iotda_conn_id: connection of type ``huaweicloud_iotda`` (login = AK, password = SK,
@@ -74,11 +73,6 @@ class IoTDAHook(BaseHook):
         exponential backoff with jitter, ``Retry-After`` honoured).
     """
 
-    conn_name_attr = "iotda_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
-    hook_name = "Huawei Cloud IoTDA"
-
     def __init__(
         self,
         iotda_conn_id: str = DEFAULT_CONN_ID,
@@ -86,17 +80,8 @@ class IoTDAHook(BaseHook):
         retry_policy: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.iotda_conn_id = validation.conn_id(iotda_conn_id, "iotda_conn_id")
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise ValueError(
-                f"retry_policy must be a RetryPolicy or None; got {type(retry_policy).__name__}"
-            )
-        self._retry_policy = retry_policy
+        super().__init__(iotda_conn_id, retry_policy=retry_policy, **kwargs)
         self._session: requests.Session | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(iotda_conn_id={self.iotda_conn_id!r})"
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -111,18 +96,12 @@ class IoTDAHook(BaseHook):
         conn = self.get_connection(self.iotda_conn_id)
         config = IoTDAConnectionConfig.from_connection(conn)
         _mask(config.secrets())
-        if not config.verify:
-            self.log.warning(
-                "Connection %r has verify=false: TLS certificates of %s are NOT checked. "
-                "Use this only for a private endpoint you trust.",
-                self.iotda_conn_id,
-                config.endpoint,
-            )
+        self._warn_if_unverified(config)
         return config
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return self._retry_policy or RetryPolicy(max_retries=self.config.max_retries)
+        return self._policy_for(self.config)
 
     def get_conn(self) -> requests.Session:
         """The hook's one ``requests.Session`` (signing, TLS setting); connections are reused."""
@@ -180,18 +159,7 @@ class IoTDAHook(BaseHook):
             raise _transport_error(exc, config) from exc
 
     def _get_page(self, url: str, policy: RetryPolicy | None = None) -> InstanceTaskPage:
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            outcome = state.outcome
-            error = outcome.exception() if outcome is not None else None
-            sleep = state.next_action.sleep if state.next_action else 0.0
-            self.log.warning(
-                "IoTDA call failed (attempt %d): %s; retrying in %.1f s",
-                state.attempt_number,
-                error,
-                sleep,
-            )
-
-        for attempt in (policy or self.retry_policy).retrying(before_sleep=log_retry):
+        for attempt in (policy or self.retry_policy).retrying(self.log):
             with attempt:
                 return self._send_once(url)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover

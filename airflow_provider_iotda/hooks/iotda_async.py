@@ -36,6 +36,7 @@ from airflow_provider_iotda.config import DEFAULT_CONN_ID, IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
     IoTDATransportError,
 )
+from airflow_provider_iotda.hooks.base import IoTDABaseHook
 from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
 from airflow_provider_iotda.retry import RetryPolicy
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     import datetime as dt
     from types import TracebackType
 
-    import tenacity
 
 #: Requests in flight at once per event loop (all hooks of the loop together).  16 serves
 #: 1,000 triggers polling every 10 s on loopback with room to spare; more let httpx open more
@@ -146,7 +146,7 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
     return body.value()
 
 
-class IoTDAAsyncHook(BaseHook):
+class IoTDAAsyncHook(IoTDABaseHook):
     """Async calls to IoTDA's instance-task API (for triggers); same connection as IoTDAHook.
 
     Use ``async with IoTDAAsyncHook(conn_id) as hook:`` so that the loop's shared client is
@@ -164,14 +164,9 @@ class IoTDAAsyncHook(BaseHook):
         retry_policy: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.iotda_conn_id = validation.conn_id(iotda_conn_id, "iotda_conn_id")
-        self._retry_policy = retry_policy
+        super().__init__(iotda_conn_id, retry_policy=retry_policy, **kwargs)
         self._config: IoTDAConnectionConfig | None = None
         self._share: _LoopShare | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(iotda_conn_id={self.iotda_conn_id!r})"
 
     async def get_config(self) -> IoTDAConnectionConfig:
         """The validated connection (read once); the SK and token are masked in logs."""
@@ -179,12 +174,7 @@ class IoTDAAsyncHook(BaseHook):
             conn = await BaseHook.aget_connection(self.iotda_conn_id)
             config = IoTDAConnectionConfig.from_connection(conn)
             await _amask(config.secrets())
-            if not config.verify:
-                self.log.warning(
-                    "Connection %r has verify=false: TLS certificates of %s are NOT checked.",
-                    self.iotda_conn_id,
-                    config.endpoint,
-                )
+            self._warn_if_unverified(config)
             self._config = config
         return self._config
 
@@ -248,25 +238,14 @@ class IoTDAAsyncHook(BaseHook):
 
     async def _get_page(self, url: str) -> InstanceTaskPage:
         config = await self.get_config()
-        policy = self._retry_policy or RetryPolicy(max_retries=config.max_retries)
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            outcome = state.outcome
-            error = outcome.exception() if outcome is not None else None
-            sleep = state.next_action.sleep if state.next_action else 0.0
-            self.log.warning(
-                "IoTDA call failed (attempt %d): %s; retrying in %.1f s",
-                state.attempt_number,
-                error,
-                sleep,
-            )
+        policy = self._policy_for(config)
 
         share = self._share
         temporary = share is None
         if share is None:
             share = _acquire_share()
         try:
-            async for attempt in policy.async_retrying(before_sleep=log_retry):
+            async for attempt in policy.async_retrying(self.log):
                 with attempt:
                     return await self._send_once(share, url)
         finally:

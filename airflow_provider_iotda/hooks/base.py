@@ -1,0 +1,58 @@
+"""``IoTDABaseHook``: what the sync and async hooks share (no HTTP client is imported here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_iotda import validation
+from airflow_provider_iotda.config import CONN_TYPE, DEFAULT_CONN_ID, IoTDAConnectionConfig
+from airflow_provider_iotda.retry import RetryPolicy
+
+
+class IoTDABaseHook(BaseHook):
+    """Connection ID, retry policy and connection checks common to both IoTDA hooks.
+
+    :param iotda_conn_id: connection of type ``huaweicloud_iotda`` (login = AK, password = SK,
+        extras ``region``, ``project_id``, ``endpoint``, ``instance_id``, ...).
+    :param retry_policy: override the retries (default: the connection's ``max_retries``,
+        exponential backoff with jitter, ``Retry-After`` honoured).
+    """
+
+    conn_name_attr = "iotda_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Huawei Cloud IoTDA"
+
+    def __init__(
+        self,
+        iotda_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.iotda_conn_id = validation.conn_id(iotda_conn_id, "iotda_conn_id")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise ValueError(
+                f"retry_policy must be a RetryPolicy or None; got {type(retry_policy).__name__}"
+            )
+        self._retry_policy = retry_policy
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(iotda_conn_id={self.iotda_conn_id!r})"
+
+    def _policy_for(self, config: IoTDAConnectionConfig) -> RetryPolicy:
+        """The policy given to the hook, else one with the connection's ``max_retries``."""
+        return self._retry_policy or RetryPolicy(max_retries=config.max_retries)
+
+    def _warn_if_unverified(self, config: IoTDAConnectionConfig) -> None:
+        """Log, every time a hook loads such a connection, that TLS is not verified."""
+        if not config.verify:
+            self.log.warning(
+                "Connection %r has verify=false: TLS certificates of %s are NOT checked. "
+                "Use this only for a private endpoint you trust.",
+                self.iotda_conn_id,
+                config.endpoint,
+            )
