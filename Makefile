@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/test-lock.txt
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -q
 
 .PHONY: help install test lint typecheck unit demo bench reliability clean
 
