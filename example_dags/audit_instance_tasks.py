@@ -48,9 +48,11 @@ import tempfile
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Variable, task
+from airflow.sdk import DAG, ObjectStoragePath, Variable, task
 
 from airflow_provider_iotda import records
+# CronDataIntervalTimetable is in airflow.sdk from Airflow 3.2 (airflow.timetables before).
+from airflow_provider_iotda.compat import CronDataIntervalTimetable
 from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
 log = logging.getLogger(__name__)

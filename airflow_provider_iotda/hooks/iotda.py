@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -318,10 +317,7 @@ def _read_limited(response: requests.Response, limit: int) -> bytes:
 
 
 def _mask(secrets: list[str]) -> None:
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older task SDKs
-        logging.getLogger(__name__).debug("airflow.sdk.log.mask_secret unavailable")
-        return
+    from airflow_provider_iotda.compat import mask_secret
+
     for secret in secrets:
         mask_secret(secret)

@@ -131,10 +131,8 @@ def shared_state() -> dict[str, int]:
 
 
 async def _amask(secrets: list[str]) -> None:
-    try:
-        from airflow.sdk.log import amask_secret
-    except ImportError:  # pragma: no cover - task SDKs before amask_secret
-        return
+    from airflow_provider_iotda.compat import amask_secret
+
     for secret in secrets:
         await amask_secret(secret)
 

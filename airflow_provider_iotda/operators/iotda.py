@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_iotda import records, validation
+from airflow_provider_iotda.compat import AirflowException
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:

@@ -11,15 +11,16 @@ import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import (
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_iotda import validation
+from airflow_provider_iotda.compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    conf,
 )
-
-from airflow_provider_iotda import validation
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
 from airflow_provider_iotda.waiting import (
     DEFAULT_FAILURE_STATUSES,

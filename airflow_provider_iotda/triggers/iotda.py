@@ -22,9 +22,8 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airflow_provider_iotda import validation
+from airflow_provider_iotda.compat import BaseTrigger, TriggerEvent
 from airflow_provider_iotda.errors import IoTDAError
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import is_retryable

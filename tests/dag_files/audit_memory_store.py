@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, task
+from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_iotda import records
+# CronDataIntervalTimetable is in airflow.sdk from Airflow 3.2 (airflow.timetables before).
+from airflow_provider_iotda.compat import CronDataIntervalTimetable
 from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
 INSTANCE_IDS = [

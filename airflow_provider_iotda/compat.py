@@ -1,0 +1,154 @@
+"""What moved between Airflow 3.1, 3.2 and 3.3, in one place.
+
+Every other module imports these names from here, never with a try/except of its own.  Each
+shim says why it exists and which Airflow line needs it; delete a shim when that line is no
+longer supported.  Importing this module is cheap (``airflow.sdk`` is already imported by any
+DAG file).
+
+Feature flags (``HAS_*``) tell what the running Airflow offers; code that uses a newer feature
+checks the flag and takes the plain path otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+
+    # Type-check against the newest line (3.3): the names below have the same API everywhere.
+    from airflow.sdk import CronDataIntervalTimetable, conf
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
+    from airflow.sdk.log import mask_secret
+
+    HAS_SHARED_STREAMS: bool
+else:
+    import airflow.sdk as _sdk
+    import airflow.sdk.exceptions as _sdk_exceptions
+
+    # 3.1: ``airflow.sdk`` has no ``conf``; ``airflow.configuration.conf`` is the same parser.
+    if hasattr(_sdk, "conf"):
+        conf = _sdk.conf
+    else:  # Airflow 3.1
+        from airflow.configuration import conf
+
+    # 3.1: the task exceptions live in ``airflow.exceptions`` only (3.2 moved them to the SDK,
+    # and 3.3 warns on the old path).
+    if hasattr(_sdk_exceptions, "AirflowFailException"):
+        from airflow.sdk.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSensorTimeout,
+            AirflowSkipException,
+        )
+    else:  # Airflow 3.1
+        from airflow.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSensorTimeout,
+            AirflowSkipException,
+        )
+
+    # 3.1: ``CronDataIntervalTimetable`` is not re-exported by ``airflow.sdk``.
+    if hasattr(_sdk, "CronDataIntervalTimetable"):
+        CronDataIntervalTimetable = _sdk.CronDataIntervalTimetable
+    else:  # Airflow 3.1
+        from airflow.timetables.interval import CronDataIntervalTimetable
+
+    from airflow.sdk.log import mask_secret
+
+
+def _has_amask_secret() -> bool:
+    import airflow.sdk.log
+
+    return hasattr(airflow.sdk.log, "amask_secret")
+
+
+#: 3.3: ``amask_secret`` tells the triggerer's supervisor without blocking the event loop.
+HAS_AMASK_SECRET: bool = _has_amask_secret()
+
+# The trigger bases and HAS_SHARED_STREAMS are resolved on first use (module ``__getattr__``):
+# ``airflow.triggers.base`` costs a few milliseconds that a DAG file importing only the sensor
+# or an operator should not pay.
+_LAZY_TRIGGER_NAMES = frozenset({"BaseEventTrigger", "BaseTrigger", "TriggerEvent"})
+
+
+@functools.cache
+def _has_shared_streams() -> bool:
+    # 3.3: ``BaseEventTrigger.shared_stream_key`` / ``open_shared_stream`` /
+    # ``filter_shared_stream`` and ``airflow.triggers.shared_stream.SharedStreamManager``.
+    from airflow.triggers.base import BaseEventTrigger
+
+    return hasattr(BaseEventTrigger, "shared_stream_key")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_TRIGGER_NAMES:
+        import airflow.triggers.base
+
+        return getattr(airflow.triggers.base, name)
+    if name == "HAS_SHARED_STREAMS":
+        #: 3.3: one poll loop per shared-stream key, fanned out to every subscribing trigger.
+        return _has_shared_streams()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _has_asset_state_store() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("airflow.models.asset_state_store") is not None
+    except ModuleNotFoundError:  # pragma: no cover - a partial install
+        return False
+
+
+#: 3.3: the triggerer sets ``trigger.asset_state_store`` (``aget`` / ``aset``) for watchers.
+HAS_ASSET_STATE_STORE: bool = _has_asset_state_store()
+
+
+async def amask_secret(secret: str) -> None:
+    """Register ``secret`` with Airflow's masker from inside an event loop.
+
+    3.3 has ``amask_secret``.  On 3.1 and 3.2 the sync ``mask_secret`` registers the value with
+    this process's masker (which redacts the trigger's own log lines) and then tries to tell
+    the supervisor through a sync bridge that refuses to run inside the loop; it catches that
+    refusal itself, so the call neither blocks nor raises.
+    """
+    if HAS_AMASK_SECRET:
+        from airflow.sdk.log import amask_secret as _amask
+
+        await _amask(secret)
+    else:  # Airflow 3.1, 3.2
+        mask_secret(secret)
+
+
+def airflow_version() -> str:
+    """The running Airflow's version string (``3.2.2``)."""
+    import airflow
+
+    return str(airflow.__version__)
+
+
+__all__ = [
+    "HAS_AMASK_SECRET",
+    "HAS_ASSET_STATE_STORE",
+    "HAS_SHARED_STREAMS",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "BaseEventTrigger",
+    "BaseTrigger",
+    "CronDataIntervalTimetable",
+    "TriggerEvent",
+    "airflow_version",
+    "amask_secret",
+    "conf",
+    "mask_secret",
+]
