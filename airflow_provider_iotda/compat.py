@@ -15,8 +15,6 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
-
     # Type-check against the newest line (3.3): the names below have the same API everywhere.
     from airflow.sdk import CronDataIntervalTimetable, conf
     from airflow.sdk.exceptions import (
@@ -26,6 +24,7 @@ if TYPE_CHECKING:
         AirflowSkipException,
     )
     from airflow.sdk.log import mask_secret
+    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
     HAS_SHARED_STREAMS: bool
 else:

@@ -51,8 +51,7 @@ import pendulum
 from airflow.sdk import DAG, ObjectStoragePath, Variable, task
 
 from airflow_provider_iotda import records
-# CronDataIntervalTimetable is in airflow.sdk from Airflow 3.2 (airflow.timetables before).
-from airflow_provider_iotda.compat import CronDataIntervalTimetable
+from airflow_provider_iotda.compat import CronDataIntervalTimetable  # airflow.sdk's from 3.2
 from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
 log = logging.getLogger(__name__)
