@@ -1,28 +1,41 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both work on a fresh machine with Python >= 3.11 and make: the virtual environment is
 # created and filled on first use, and refreshed when pyproject.toml or the lock changes.
+#
+# AIRFLOW picks the Airflow line (3.3 by default; 3.1 and 3.2 are supported too), each in its
+# own virtual environment pinned by requirements/airflow-$(AIRFLOW)-lock.txt:
+#   make test AIRFLOW=3.1      the whole suite on Airflow 3.1
+#   make test-all              lint and types once, then the suite on 3.1, 3.2 and 3.3
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-LOCK   := requirements/test-lock.txt
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+AIRFLOW ?= 3.3
+LINES   := 3.1 3.2 3.3
+VENV    ?= $(if $(filter 3.3,$(AIRFLOW)),.venv,.venv-$(AIRFLOW))
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
+EXTRAS  ?= test,sdk-check,parquet
 PYTEST_ARGS ?= -q
 
-.PHONY: help install test lint typecheck unit demo bench reliability clean
+.PHONY: help install test test-all lint typecheck unit demo bench reliability clean
 
 help:
 	@echo "make demo         run the example DAGs in a real Airflow against the simulator"
-	@echo "make test         lint, type-check and run the whole test suite"
+	@echo "make test         lint, type-check and run the whole test suite (AIRFLOW=3.1|3.2|3.3)"
+	@echo "make test-all     the test suite on every supported Airflow line (3.1, 3.2, 3.3)"
 	@echo "make bench        run the benchmarks (prints figures and ratios)"
 	@echo "make reliability  run the fault-storm / hostile-answer trials (prints figures)"
+
+ifeq ($(filter $(AIRFLOW),$(LINES)),)
+$(error AIRFLOW must be one of $(LINES); got '$(AIRFLOW)')
+endif
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml $(wildcard $(LOCK))
-	$(BIN)/python -m pip install --quiet $(if $(wildcard $(LOCK)),-c $(LOCK)) -e ".[test,sdk-check]"
+$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -35,9 +48,15 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
+	@echo "== pytest on Airflow $$($(BIN)/python -c 'import airflow; print(airflow.__version__)') =="
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+test-all:
+	$(MAKE) test AIRFLOW=3.3
+	$(MAKE) unit AIRFLOW=3.2
+	$(MAKE) unit AIRFLOW=3.1
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
@@ -50,4 +69,4 @@ reliability: $(STAMP)
 	$(BIN)/python benchmarks/reliability_storm.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
+	rm -rf .venv .venv-3.1 .venv-3.2 build *.egg-info .mypy_cache .ruff_cache

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferred,
     )
     from airflow.sdk.log import mask_secret
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -43,15 +45,19 @@ else:
         from airflow.sdk.exceptions import (
             AirflowException,
             AirflowFailException,
+            AirflowRescheduleException,
             AirflowSensorTimeout,
             AirflowSkipException,
+            TaskDeferred,
         )
     else:  # Airflow 3.1
         from airflow.exceptions import (
             AirflowException,
             AirflowFailException,
+            AirflowRescheduleException,
             AirflowSensorTimeout,
             AirflowSkipException,
+            TaskDeferred,
         )
 
     # 3.1: ``CronDataIntervalTimetable`` is not re-exported by ``airflow.sdk``.
@@ -140,11 +146,13 @@ __all__ = [
     "HAS_SHARED_STREAMS",
     "AirflowException",
     "AirflowFailException",
+    "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseEventTrigger",
     "BaseTrigger",
     "CronDataIntervalTimetable",
+    "TaskDeferred",
     "TriggerEvent",
     "airflow_version",
     "amask_secret",

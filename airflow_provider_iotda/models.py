@@ -230,12 +230,6 @@ class InstanceTask:
             out["progress"] = self.progress
         return {**out, **self.extra}
 
-    def describe(self) -> str:
-        """Short human description: ``MODIFY task 0a1b… is RUNNING (45%)``."""
-        progress = f" ({self.progress}%)" if self.progress is not None else ""
-        detail = f": {self.status_detail}" if self.status_detail else ""
-        return f"{self.type} task {self.task_id} is {self.status}{progress}{detail}"
-
 
 @dataclass(frozen=True)
 class InstanceTaskPage:

@@ -31,6 +31,16 @@ OFFSET_RANGE = (0, 500)
 LIMIT_RANGE = (1, 500)
 
 
+def is_template(value: object) -> bool:
+    """Whether ``value`` (or an item of a list) still holds Jinja markup; such a field is
+    checked after rendering, when the task runs, not when the DAG is parsed."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, list | tuple):
+        return any(is_template(v) for v in value)
+    return False
+
+
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,18 @@ def iotda_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """Point ``iotda_default`` at the (requests-mocked) regional endpoint; returns that URL."""
     monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json())
     return TEST_ENDPOINT
+
+
+@pytest.fixture
+def iotda_api(monkeypatch: pytest.MonkeyPatch, iotda_conn: str) -> Any:
+    """``iotda_default`` answered by a script for the async hook: set ``iotda_api.script``."""
+    from iotda_async_fakes import ScriptedIoTDA
+
+    from airflow_provider_iotda.hooks import iotda_async
+
+    api = ScriptedIoTDA()
+    monkeypatch.setattr(iotda_async, "_new_client", api.new_client)
+    return api
 
 
 @pytest.fixture(autouse=True)

@@ -129,6 +129,44 @@ def last_task_id(tasks: list[dict[str, Any]]) -> Any:
     return tasks[-1]["task_id"] if tasks else None
 
 
+_LAST_TASK: Any = object()
+
+
+def page(*tasks: dict[str, Any], marker: Any = _LAST_TASK, count: int | None = None) -> Any:
+    """A ``ListInstanceTasks`` answer holding ``tasks``; ``marker`` defaults to the last task's
+    ID, ``count`` to the number of tasks."""
+    tasks_list = list(tasks)
+    chosen = last_task_id(tasks_list) if marker is _LAST_TASK else marker
+    return page_json(tasks_list, chosen, count=count)
+
+
+def pending_task(
+    task_id: str = MODIFY_ID, status: str = "PENDING", **fields: Any
+) -> dict[str, Any]:
+    """A task being waited for: :func:`task_json`, PENDING, with a target flavor and a window."""
+    fields = {
+        "target_config": {"flavor": {"type": "iotda.standard.s3", "size": 2}},
+        "operate_window": {"start_time": "18:00", "end_time": "22:00"},
+        **fields,
+    }
+    return task_json(task_id, status, **fields)
+
+
+def history(status: str = "PENDING", **extra: Any) -> dict[str, Any]:
+    """An instance's list: the MODIFY waited for (newest, in ``status``), an older FAILED MODIFY
+    and an old CREATE."""
+    return page(
+        pending_task(MODIFY_ID, status, create_time="2024-05-01T10:00:00.000Z", **extra),
+        pending_task(
+            OLD_MODIFY_ID,
+            "FAILED",
+            create_time="2024-04-01T10:00:00.000Z",
+            status_detail="old failure",
+        ),
+        pending_task(CREATE_ID, "SUCCESS", type="CREATE", create_time="2024-01-01T00:00:00.000Z"),
+    )
+
+
 def verify_signature(request: Any, secret: str = TEST_SK) -> bool:
     """Whether a recorded request (requests-mock's or an ``httpx.Request``) carries a valid
     signature for ``secret``."""

@@ -18,6 +18,8 @@ class IoTDABaseHook(BaseHook):
         extras ``region``, ``project_id``, ``endpoint``, ``instance_id``, ...).
     :param retry_policy: override the retries (default: the connection's ``max_retries``,
         exponential backoff with jitter, ``Retry-After`` honoured).
+    :param config: an already validated connection (``IoTDAConnectionConfig``); the hook then
+        does not read the connection again (e.g. one config shared by many worker threads).
     """
 
     conn_name_attr = "iotda_conn_id"
@@ -30,6 +32,7 @@ class IoTDABaseHook(BaseHook):
         iotda_conn_id: str = DEFAULT_CONN_ID,
         *,
         retry_policy: RetryPolicy | None = None,
+        config: IoTDAConnectionConfig | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -38,7 +41,12 @@ class IoTDABaseHook(BaseHook):
             raise ValueError(
                 f"retry_policy must be a RetryPolicy or None; got {type(retry_policy).__name__}"
             )
+        if config is not None and not isinstance(config, IoTDAConnectionConfig):
+            raise ValueError(
+                f"config must be an IoTDAConnectionConfig or None; got {type(config).__name__}"
+            )
         self._retry_policy = retry_policy
+        self._given_config = config
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(iotda_conn_id={self.iotda_conn_id!r})"

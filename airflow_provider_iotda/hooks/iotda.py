@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 import requests.auth
 
-from airflow_provider_iotda import api, validation
+from airflow_provider_iotda import api
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
     SECURITY_TOKEN_HEADER,
     Credentials,
     sign_request,
 )
-from airflow_provider_iotda.config import DEFAULT_CONN_ID, IoTDAConnectionConfig
+from airflow_provider_iotda.config import IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
     IoTDAAuthError,
     IoTDAClientError,
@@ -28,8 +28,9 @@ from airflow_provider_iotda.errors import (
     IoTDATransportError,
 )
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
-from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
+from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage
 from airflow_provider_iotda.retry import RetryPolicy
+from airflow_provider_iotda.waiting import TaskQuery
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -66,21 +67,10 @@ _PROBE_INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
 class IoTDAHook(IoTDABaseHook):
     """Calls Huawei Cloud IoTDA's instance-task API with AK/SK-signed requests.
 
-    :param iotda_conn_id: connection of type ``huaweicloud_iotda`` (login = AK, password = SK,
-        extras ``region``, ``project_id``, ``endpoint``, ``instance_id``, ...).
-    :param retry_policy: override the retries (default: the connection's ``max_retries``,
-        exponential backoff with jitter, ``Retry-After`` honoured).
+    Parameters as for :class:`~airflow_provider_iotda.hooks.base.IoTDABaseHook`.
     """
 
-    def __init__(
-        self,
-        iotda_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        retry_policy: RetryPolicy | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(iotda_conn_id, retry_policy=retry_policy, **kwargs)
-        self._session: requests.Session | None = None
+    _session: requests.Session | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -92,10 +82,11 @@ class IoTDAHook(IoTDABaseHook):
     @cached_property
     def config(self) -> IoTDAConnectionConfig:
         """The validated connection; the SK and token are registered with Airflow's masker."""
-        conn = self.get_connection(self.iotda_conn_id)
-        config = IoTDAConnectionConfig.from_connection(conn)
+        config = self._given_config
+        if config is None:
+            config = IoTDAConnectionConfig.from_connection(self.get_connection(self.iotda_conn_id))
+            self._warn_if_unverified(config)
         _mask(config.secrets())
-        self._warn_if_unverified(config)
         return config
 
     @property
@@ -203,8 +194,18 @@ class IoTDAHook(IoTDABaseHook):
         self, instance_task_id: str, instance_id: str | None = None
     ) -> InstanceTask | None:
         """The task with this ID, or ``None`` when the instance does not list it."""
-        task_id = validation.instance_task_id(instance_task_id)
-        return select_task(self.iter_instance_tasks(instance_id), instance_task_id=task_id)
+        return self.find_task(
+            TaskQuery.build(
+                self.resolve_instance_id(instance_id), instance_task_id=instance_task_id
+            )
+        )
+
+    def find_task(self, query: TaskQuery) -> InstanceTask | None:
+        """The task ``query`` means (by ID, or the newest of a type created at or after a time).
+
+        Costs one request (the list holds every task) unless the service pages.
+        """
+        return query.find(self.iter_instance_tasks(query.instance_id))
 
     def find_instance_task(
         self,
@@ -214,18 +215,14 @@ class IoTDAHook(IoTDABaseHook):
         instance_task_type: str | None = None,
         created_after: dt.datetime | str | None = None,
     ) -> InstanceTask | None:
-        """The task by ID, or the newest of a type created at or after ``created_after``.
-
-        Costs one request (the list holds every task) unless the service pages.
-        """
-        task_id = validation.instance_task_id(instance_task_id) if instance_task_id else None
-        task_type = validation.task_type(instance_task_type) if instance_task_type else None
-        after = validation.timestamp(created_after, "created_after")
-        return select_task(
-            self.iter_instance_tasks(instance_id),
-            instance_task_id=task_id,
-            instance_task_type=task_type,
-            created_after=after,
+        """:meth:`find_task` from loose arguments (each checked, naming its field)."""
+        return self.find_task(
+            TaskQuery.build(
+                self.resolve_instance_id(instance_id),
+                instance_task_id=instance_task_id,
+                instance_task_type=instance_task_type,
+                created_after=created_after,
+            )
         )
 
     def test_connection(self) -> tuple[bool, str]:

@@ -25,23 +25,24 @@ from __future__ import annotations
 import asyncio
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from airflow.sdk import BaseHook
 
-from airflow_provider_iotda import api, validation
+from airflow_provider_iotda import api
 from airflow_provider_iotda.auth import sign_request
-from airflow_provider_iotda.config import DEFAULT_CONN_ID, IoTDAConnectionConfig
+from airflow_provider_iotda.config import IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
     IoTDATransportError,
 )
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
-from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage, select_task
-from airflow_provider_iotda.retry import RetryPolicy
+from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage
+from airflow_provider_iotda.waiting import TaskQuery
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import AsyncIterator
     from types import TracebackType
 
 
@@ -118,18 +119,6 @@ async def _release_share(share: _LoopShare) -> None:
         await client.aclose()
 
 
-def shared_state() -> dict[str, int]:
-    """Users, open clients and free request permits of the running loop's share (for tests)."""
-    share = _SHARES.get(asyncio.get_running_loop())
-    if share is None:
-        return {"users": 0, "clients": 0, "free_permits": MAX_IN_FLIGHT}
-    return {
-        "users": share.users,
-        "clients": len(share.clients),
-        "free_permits": share.semaphore._value,
-    }
-
-
 async def _amask(secrets: list[str]) -> None:
     from airflow_provider_iotda.compat import amask_secret
 
@@ -151,28 +140,21 @@ class IoTDAAsyncHook(IoTDABaseHook):
     held for the hook's life (and closed after the last hook of the loop); calls made outside
     ``async with`` hold it for the call only.
 
-    :param iotda_conn_id: connection of type ``huaweicloud_iotda``.
-    :param retry_policy: override the retries (default: the connection's ``max_retries``).
+    Parameters as for :class:`~airflow_provider_iotda.hooks.base.IoTDABaseHook`.
     """
 
-    def __init__(
-        self,
-        iotda_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        retry_policy: RetryPolicy | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(iotda_conn_id, retry_policy=retry_policy, **kwargs)
-        self._config: IoTDAConnectionConfig | None = None
-        self._share: _LoopShare | None = None
+    _config: IoTDAConnectionConfig | None = None
+    _share: _LoopShare | None = None
 
     async def get_config(self) -> IoTDAConnectionConfig:
         """The validated connection (read once); the SK and token are masked in logs."""
         if self._config is None:
-            conn = await BaseHook.aget_connection(self.iotda_conn_id)
-            config = IoTDAConnectionConfig.from_connection(conn)
+            config = self._given_config
+            if config is None:
+                conn = await BaseHook.aget_connection(self.iotda_conn_id)
+                config = IoTDAConnectionConfig.from_connection(conn)
+                self._warn_if_unverified(config)
             await _amask(config.secrets())
-            self._warn_if_unverified(config)
             self._config = config
         return self._config
 
@@ -274,6 +256,28 @@ class IoTDAAsyncHook(IoTDABaseHook):
         )
         return await self._get_page(url)
 
+    async def iter_instance_tasks(
+        self, instance_id: str | None = None, *, page_size: int | None = None
+    ) -> AsyncIterator[InstanceTask]:
+        """Every task of the instance, following ``marker`` page after page.
+
+        The same walk as :meth:`IoTDAHook.iter_instance_tasks <airflow_provider_iotda.hooks.
+        iotda.IoTDAHook.iter_instance_tasks>` (``api.PageWalk``): stops at an empty or short
+        page, yields a task listed twice once, and raises ``IoTDAPaginationError`` rather than
+        loop forever.
+        """
+        walk = api.PageWalk(await self.resolve_instance_id(instance_id), page_size)
+        while not walk.done:
+            page = await self.list_instance_tasks(
+                walk.instance_id, limit=walk.limit, marker=walk.marker
+            )
+            for task in walk.take(page):
+                yield task
+
+    async def find_task(self, query: TaskQuery) -> InstanceTask | None:
+        """The task ``query`` means; one request (the list holds every task, at most 20)."""
+        return query.find([task async for task in self.iter_instance_tasks(query.instance_id)])
+
     async def find_instance_task(
         self,
         instance_id: str | None = None,
@@ -282,22 +286,12 @@ class IoTDAAsyncHook(IoTDABaseHook):
         instance_task_type: str | None = None,
         created_after: dt.datetime | str | None = None,
     ) -> InstanceTask | None:
-        """The task by ID, or the newest of a type created at or after ``created_after``.
-
-        One request: the list holds every task (at most 20).  Should a page ever be full, the
-        next pages are followed by ``marker``.
-        """
-        task_id = validation.instance_task_id(instance_task_id) if instance_task_id else None
-        task_type = validation.task_type(instance_task_type) if instance_task_type else None
-        after = validation.timestamp(created_after, "created_after")
-        instance = await self.resolve_instance_id(instance_id)
-        walk = api.PageWalk(instance)
-        tasks: list[InstanceTask] = []
-        while not walk.done:
-            tasks += walk.take(await self.list_instance_tasks(instance, marker=walk.marker))
-        return select_task(
-            tasks,
-            instance_task_id=task_id,
-            instance_task_type=task_type,
-            created_after=after,
+        """:meth:`find_task` from loose arguments (each checked, naming its field)."""
+        return await self.find_task(
+            TaskQuery.build(
+                await self.resolve_instance_id(instance_id),
+                instance_task_id=instance_task_id,
+                instance_task_type=instance_task_type,
+                created_after=created_after,
+            )
         )

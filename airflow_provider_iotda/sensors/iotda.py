@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
@@ -18,7 +18,6 @@ from airflow_provider_iotda.compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
-    AirflowSkipException,
     conf,
 )
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
@@ -38,10 +37,6 @@ if TYPE_CHECKING:
 
 #: Default for ``not_found_timeout``: how long a task that IoTDA does not list is tolerated.
 DEFAULT_NOT_FOUND_TIMEOUT = 600.0
-
-
-def _templated(value: object) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 def _strict_bool(value: object, field: str) -> bool:
@@ -82,7 +77,8 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of a worker slot (``None``, the default:
         the ``[operators] default_deferrable`` option, read when the DAG is parsed).
 
-    ``poke_interval``, ``timeout``, ``mode`` and ``soft_fail`` work as for every sensor; the
+    ``poke_interval``, ``timeout``, ``mode``, ``soft_fail``, ``silent_fail`` and ``never_fail``
+    work as for every sensor (``BaseSensorOperator`` applies them, in deferrable mode too); the
     timeout raises ``AirflowSensorTimeout`` in poke, reschedule and deferrable mode alike.
     """
 
@@ -159,10 +155,10 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
         )
         for name, check in checks:
             value = getattr(self, name)
-            if _given(value) and not _templated(value):
+            if _given(value) and not validation.is_template(value):
                 check(value, name)  # a non-string fails here too, naming the field
         if isinstance(self.created_after, dt.datetime) or (
-            isinstance(self.created_after, str) and not _templated(self.created_after)
+            isinstance(self.created_after, str) and not validation.is_template(self.created_after)
         ):
             validation.timestamp(self.created_after, "created_after")
 
@@ -204,47 +200,41 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
     def _waited(self) -> float:
         return time.time() - (self._started_at if self._started_at is not None else time.time())
 
-    def _skip_or(self, error: Exception) -> NoReturn:
-        """Raise ``error``, or skip the task when ``soft_fail`` (or ``never_fail``) is set."""
-        if self.soft_fail or self.never_fail:
-            flag = "soft_fail" if self.soft_fail else "never_fail"
-            raise AirflowSkipException(f"Skipping ({flag} is set): {error}") from error
-        raise error
-
     def _failed(self, message: str) -> AirflowException:
         if self.retry_on_failed_task:
             return AirflowException(message)
         return AirflowFailException(message)
 
-    # -- poke / reschedule mode ----------------------------------------------------------------
+    # -- poke / reschedule / deferrable ---------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        """Poke (poke/reschedule mode), or poke once and then defer (deferrable mode)."""
+        """``BaseSensorOperator.execute``: it pokes, and applies ``soft_fail``, ``silent_fail``,
+        ``never_fail`` and the timeout.  In deferrable mode the first poke that finds the task
+        still running defers to the triggerer (see :meth:`poke`)."""
         self._start(context)
         try:
-            if not self.deferrable:
-                return super().execute(context)
-            return self._execute_deferrable(context)
+            return super().execute(context)
         finally:
             self._close_hook()
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One list request; ``PokeReturnValue(True, task dict)`` once the task succeeded."""
+        """One list request; ``PokeReturnValue(True, task dict)`` once the task succeeded.
+
+        In deferrable mode a task still waiting is not poked again here: the sensor defers
+        (``TaskDeferred`` passes through the base class untouched) and the trigger polls.
+        """
         from airflow_provider_iotda.errors import IoTDAError
         from airflow_provider_iotda.retry import is_retryable
 
         self._start(context)
         query = self._query()
         try:
-            task = self.hook.find_instance_task(
-                query.instance_id,
-                instance_task_id=query.instance_task_id,
-                instance_task_type=query.instance_task_type,
-                created_after=query.created_after,
-            )
+            task = self.hook.find_task(query)
         except IoTDAError as exc:
             if is_retryable(exc):
                 self.log.warning("IoTDA did not answer this poke (%s); poking again later", exc)
+                if self.deferrable:
+                    self._defer(query)
                 return False
             raise AirflowException(f"IoTDA call failed: {exc}") from exc
         decision = decide(
@@ -262,34 +252,18 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
             raise self._failed(decision.message)
         if decision.state == "not_found":
             raise AirflowException(decision.message)
+        if self.deferrable:
+            self._defer(query)
         return False
 
-    # -- deferrable mode -----------------------------------------------------------------------
-
-    def _execute_deferrable(self, context: Context) -> Any:
+    def _defer(self, query: TaskQuery) -> None:
+        """Hand the wait to ``IoTDAInstanceTaskTrigger`` with what is left of ``timeout``."""
         from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
 
-        # The first poke's errors end the task as in poke mode (BaseSensorOperator.execute).
-        try:
-            done = self.poke(context)
-        except (AirflowFailException, AirflowSensorTimeout) as exc:
-            self._skip_or(exc)
-        except AirflowSkipException:
-            raise
-        except Exception as exc:
-            if self.never_fail:
-                raise AirflowSkipException(f"Skipping (never_fail is set): {exc}") from exc
-            raise
-        if isinstance(done, PokeReturnValue) and done:
-            self.log.info("Success criteria met. Exiting.")
-            return done.xcom_value
-        query = self._query()
-        started = self._start(context)
+        started = self._started_at if self._started_at is not None else time.time()
         remaining = self.timeout - (time.time() - started)
         if remaining <= 0:
-            self._skip_or(
-                AirflowSensorTimeout(timeout_message(query, self._waited(), self.timeout))
-            )
+            raise AirflowSensorTimeout(timeout_message(query, self._waited(), self.timeout))
         created_after = query.created_after.isoformat() if query.created_after else None
         self.log.info("Deferring: waiting in the triggerer for %s", query.describe())
         self.defer(
@@ -311,7 +285,12 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Turn the trigger's event into the same outcome as poke mode."""
+        """Turn the trigger's event into the same outcome as poke mode.
+
+        ``BaseSensorOperator.resume_execution`` wraps this call: it applies ``soft_fail`` and
+        ``never_fail`` to what is raised here, and turns a deferral timeout into
+        ``AirflowSensorTimeout``.
+        """
         if not isinstance(event, dict) or "status" not in event:
             raise AirflowException(f"IoTDA trigger sent an unexpected event: {event!r}")
         status = event["status"]
@@ -320,7 +299,10 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
             self.log.info("%s", message)
             return event.get("task")
         if status == "failed":
-            self._skip_or(self._failed(message))
+            raise self._failed(message)
         if status == "timeout":
-            self._skip_or(AirflowSensorTimeout(message))
+            raise AirflowSensorTimeout(message)
+        # An error event: word it as poke mode words the same error.
+        if event.get("reason") == "iotda":
+            raise AirflowException(f"IoTDA call failed: {message}")
         raise AirflowException(message or f"IoTDA trigger failed: {event!r}")

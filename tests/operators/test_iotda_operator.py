@@ -17,12 +17,12 @@ import pendulum
 import pytest
 import requests_mock
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
 from iotda_test_values import TEST_INSTANCE, TEST_PROJECT, tasks_url
 
 from airflow_provider_iotda import records
+from airflow_provider_iotda.compat import AirflowException
 from airflow_provider_iotda.operators import iotda as operator_module
 from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 

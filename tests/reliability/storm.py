@@ -200,9 +200,8 @@ def expected_records(sim: IoTDASimulator, created_after: dt.datetime) -> list[di
 
 def operator_trial(seed: int, out_dir: Path, *, max_concurrency: int = 4) -> TrialResult:
     """Dump four instances to ``out_dir/tasks.jsonl`` in a seeded storm; classify the outcome."""
-    from airflow.sdk.exceptions import AirflowException
-
     from airflow_provider_iotda import records
+    from airflow_provider_iotda.compat import AirflowException
     from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
     target = out_dir / "tasks.jsonl"

@@ -106,6 +106,11 @@ def test_hook_rejects_a_retry_policy_of_the_wrong_type(sim: IoTDASimulator) -> N
     _rejects(lambda: IoTDAHook(retry_policy=3), "retry_policy")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("value", [{"endpoint": "http://x"}, "iotda_default", 3], ids=repr)
+def test_hook_rejects_a_config_of_the_wrong_type(sim: IoTDASimulator, value: Any) -> None:
+    _rejects(lambda: IoTDAHook(config=value), "config")
+
+
 def test_exactly_one_of_task_id_and_type(sim: IoTDASimulator) -> None:
     hook = IoTDAHook()
     _rejects(
@@ -453,13 +458,20 @@ def test_the_table_covers_every_parameter() -> None:
     assert params(IoTDAInstanceTaskTrigger.__init__) <= covered_trigger
     covered_operator = {c.values[0] for c in OPERATOR_CASES} | {"iotda_conn_id"}
     assert params(IoTDAInstanceTaskListOperator.__init__) <= covered_operator
-    covered_hook = set(HOOK_CALLS) | {"iotda_conn_id", "retry_policy", "instance_task_type"}
+    covered_hook = set(HOOK_CALLS) | {
+        "iotda_conn_id",
+        "retry_policy",
+        "config",
+        "instance_task_type",
+        "query",
+    }
     for method in (
         IoTDAHook.__init__,
         IoTDAHook.list_instance_tasks,
         IoTDAHook.iter_instance_tasks,
         IoTDAHook.get_instance_task,
         IoTDAHook.find_instance_task,
+        IoTDAHook.find_task,
     ):
         assert params(method) <= covered_hook, method
     assert json.dumps(sorted(covered_hook))  # the table is plain data

@@ -1,21 +1,12 @@
-"""Fixtures of the trigger tests: a scripted IoTDA (httpx.MockTransport) and a fake clock."""
+"""Fixtures of the trigger tests: a fake clock and no first-poll jitter (``iotda_api`` is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
+from iotda_async_fakes import FakeClock
 
-from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.triggers import iotda as trigger_module
-
-from .trigger_support import FakeClock, ScriptedIoTDA
-
-
-@pytest.fixture
-def iotda_api(monkeypatch: pytest.MonkeyPatch, iotda_conn: str) -> ScriptedIoTDA:
-    """``iotda_default`` answered by a script: set ``iotda_api.script`` in the test."""
-    api = ScriptedIoTDA()
-    monkeypatch.setattr(iotda_async, "_new_client", api.new_client)
-    return api
 
 
 @pytest.fixture

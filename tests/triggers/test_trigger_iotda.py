@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from typing import Any
 
 import httpx
 import pytest
-from iotda_test_values import MODIFY_ID, OLD_MODIFY_ID, TASKS_URL, TEST_INSTANCE, TEST_SK
+from iotda_async_fakes import FakeClock, ScriptedIoTDA, collect, shared_state
+from iotda_test_values import (
+    MODIFY_ID,
+    OLD_MODIFY_ID,
+    TASKS_URL,
+    TEST_INSTANCE,
+    TEST_SK,
+    history,
+    page,
+)
+from iotda_test_values import pending_task as task_json
 from structlog.testing import capture_logs
 
 from airflow_provider_iotda.hooks import iotda_async
@@ -17,8 +28,6 @@ from airflow_provider_iotda.triggers.iotda import CLASSPATH, IoTDAInstanceTaskTr
 from airflow_provider_iotda.triggers.iotda import (
     _first_poll_delay as real_first_poll_delay,  # bound before the autouse patch
 )
-
-from .trigger_support import FakeClock, ScriptedIoTDA, collect, history, page, task_json
 
 START = 1_700_000_000.0
 
@@ -57,9 +66,8 @@ def test_serialize_round_trip_is_json_and_importable() -> None:
     assert classpath == CLASSPATH
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert kwargs["success_statuses"] == ["DONE", "SUCCESS"]
-    from airflow.sdk._shared.module_loading import import_string
-
-    rebuilt = import_string(classpath)(**kwargs)
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
 
 
@@ -295,7 +303,7 @@ def test_cancellation_propagates_and_releases_the_client(
             cancelled = True
         else:
             cancelled = False
-        return cancelled, iotda_async.shared_state()
+        return cancelled, shared_state()
 
     cancelled, state = asyncio.run(scenario())
     assert cancelled

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from iotda_async_fakes import shared_state
 from iotda_test_values import TEST_AK, TEST_PROJECT, TEST_SK, endpoint_connection_json
 
 from airflow_provider_iotda.hooks import iotda_async
@@ -79,7 +80,7 @@ def test_hundreds_of_triggers_in_one_loop(simulator: IoTDASimulator) -> None:
         mover = asyncio.ensure_future(move_time())
         results = await asyncio.gather(*(first_event(t) for t in triggers))
         await mover
-        return results, iotda_async.shared_state()
+        return results, shared_state()
 
     results, shared = asyncio.run(scenario())
 

@@ -21,6 +21,8 @@ from iotda_test_values import (
     TEST_SK,
     TEST_TOKEN,
     connection_json,
+    page,
+    task_json,
     verify_signature,
 )
 
@@ -41,7 +43,7 @@ from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import RetryPolicy
 
-from .unit_support import API_EXAMPLE, CapturedLogs, page, task
+from .unit_support import API_EXAMPLE, CapturedLogs
 
 OTHER_INSTANCE = "0a0b0c0d-0000-4000-8000-00000000abcd"
 OTHER_URL = TASKS_URL.replace(TEST_INSTANCE, OTHER_INSTANCE)
@@ -72,7 +74,7 @@ def _error(status: int, code: str = "IOTDA.000006", msg: str = "Invalid input da
     }
 
 
-OK_PAGE = {"status_code": 200, "json": page([task("aa01")])}
+OK_PAGE = {"status_code": 200, "json": page(*[task_json("aa01")])}
 
 
 # -- one page ----------------------------------------------------------------------------------
@@ -104,7 +106,7 @@ def test_list_instance_tasks_one_page(mock: requests_mock.Mocker, hook: IoTDAHoo
 def test_list_with_offset_limit_and_marker(
     mock: requests_mock.Mocker, hook: IoTDAHook, marker: str | int
 ) -> None:
-    mock.get(TASKS_URL, json=page([]))
+    mock.get(TASKS_URL, json=page(*[]))
     hook.list_instance_tasks(offset=3, limit=20, marker=marker)
     assert mock.last_request is not None
     assert _query(mock.last_request) == {
@@ -118,7 +120,7 @@ def test_list_with_offset_limit_and_marker(
 def test_explicit_instance_overrides_the_connection(
     mock: requests_mock.Mocker, hook: IoTDAHook
 ) -> None:
-    mock.get(OTHER_URL, json=page([]))
+    mock.get(OTHER_URL, json=page(*[]))
     hook.list_instance_tasks(OTHER_INSTANCE)
     assert mock.call_count == 1
 
@@ -135,7 +137,7 @@ def test_instance_required_when_the_connection_names_none(
 def test_security_token_is_sent_and_signed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json(security_token=TEST_TOKEN))
     with requests_mock.Mocker() as mocker:
-        mocker.get(TASKS_URL, json=page([]))
+        mocker.get(TASKS_URL, json=page(*[]))
         IoTDAHook().list_instance_tasks()
     request = mocker.last_request
     assert request is not None
@@ -150,7 +152,7 @@ def test_derived_signing_for_an_instance_endpoint(monkeypatch: pytest.MonkeyPatc
         "AIRFLOW_CONN_IOTDA_DEFAULT", connection_json(endpoint=endpoint, auth="auto")
     )
     with requests_mock.Mocker() as mocker:
-        mocker.get(TASKS_URL.replace(TEST_ENDPOINT, endpoint), json=page([]))
+        mocker.get(TASKS_URL.replace(TEST_ENDPOINT, endpoint), json=page(*[]))
         IoTDAHook().list_instance_tasks()
     request = mocker.last_request
     assert request is not None
@@ -171,7 +173,7 @@ def test_one_session_per_hook(mock: requests_mock.Mocker, monkeypatch: pytest.Mo
             created.append(self)
 
     monkeypatch.setattr(requests, "Session", CountingSession)
-    mock.get(TASKS_URL, json=page([]))
+    mock.get(TASKS_URL, json=page(*[]))
     hook = IoTDAHook()
     session = hook.get_conn()
     for _ in range(3):
@@ -206,7 +208,7 @@ def test_verify_setting_reaches_every_request(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json(verify=str(verify).lower()))
     with requests_mock.Mocker() as mocker:
-        mocker.get(TASKS_URL, json=page([]))
+        mocker.get(TASKS_URL, json=page(*[]))
         IoTDAHook().list_instance_tasks()
     assert mocker.last_request is not None
     if verify:
@@ -216,7 +218,7 @@ def test_verify_setting_reaches_every_request(
 
 
 def test_default_timeouts(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
-    mock.get(TASKS_URL, json=page([]))
+    mock.get(TASKS_URL, json=page(*[]))
     hook.list_instance_tasks()
     assert mock.last_request is not None
     timeout: Any = mock.last_request.timeout
@@ -231,7 +233,7 @@ def test_default_timeouts(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
 def _tasks(n: int) -> list[dict[str, Any]]:
     """``n`` tasks, newest (largest ID) first."""
     return [
-        task(f"{i:08x}", create_time=f"2024-01-{1 + i % 28:02d}T00:00:00.000Z")
+        task_json(f"{i:08x}", create_time=f"2024-01-{1 + i % 28:02d}T00:00:00.000Z")
         for i in range(n, 0, -1)
     ]
 
@@ -247,7 +249,7 @@ def _server(all_tasks: list[dict[str, Any]], marker_as_number: bool = False):  #
         last = rows[-1]["task_id"] if rows else None
         if marker_as_number and last is not None:
             last = int(last, 16)
-        return page(rows, count=len(all_tasks), marker=last)
+        return page(*rows, count=len(all_tasks), marker=last)
 
     return respond
 
@@ -311,7 +313,7 @@ def test_iter_accepts_number_markers(mock: requests_mock.Mocker, hook: IoTDAHook
         query = _query(request)
         marker = int(query["marker"]) if "marker" in query else None
         rows = [i for i in ids if marker is None or i < marker][: int(query["limit"])]
-        return page([task(str(i)) for i in rows], marker=rows[-1] if rows else None)
+        return page(*[task_json(str(i)) for i in rows], marker=rows[-1] if rows else None)
 
     mock.get(TASKS_URL, json=respond)
     assert [t.task_id for t in hook.iter_instance_tasks(page_size=2)] == [str(i) for i in ids]
@@ -319,7 +321,7 @@ def test_iter_accepts_number_markers(mock: requests_mock.Mocker, hook: IoTDAHook
 
 
 def test_iter_repeated_marker_is_a_clear_error(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
-    same_page = {"json": page(_tasks(2), marker="00000001")}
+    same_page = {"json": page(*_tasks(2), marker="00000001")}
     mock.get(TASKS_URL, [same_page, same_page, same_page])
     with pytest.raises(IoTDAPaginationError, match="repeated page marker '00000001'"):
         list(hook.iter_instance_tasks(page_size=2))
@@ -330,9 +332,9 @@ def test_iter_marker_cycle_is_detected(mock: requests_mock.Mocker, hook: IoTDAHo
     mock.get(
         TASKS_URL,
         [
-            {"json": page(_tasks(2), marker="a")},
-            {"json": page(_tasks(2), marker="b")},
-            {"json": page(_tasks(2), marker="a")},
+            {"json": page(*_tasks(2), marker="a")},
+            {"json": page(*_tasks(2), marker="b")},
+            {"json": page(*_tasks(2), marker="a")},
         ],
     )
     with pytest.raises(IoTDAPaginationError):
@@ -343,14 +345,14 @@ def test_iter_marker_cycle_is_detected(mock: requests_mock.Mocker, hook: IoTDAHo
 # -- get / find --------------------------------------------------------------------------------
 
 LISTED = [
-    task("0c", type="MODIFY", status="RUNNING", create_time="2024-05-03T00:00:00.000Z"),
-    task("0b", type="CREATE", status="SUCCESS", create_time="2024-05-02T00:00:00.000Z"),
-    task("0a", type="MODIFY", status="SUCCESS", create_time="2024-05-01T00:00:00.000Z"),
+    task_json("0c", type="MODIFY", status="RUNNING", create_time="2024-05-03T00:00:00.000Z"),
+    task_json("0b", type="CREATE", status="SUCCESS", create_time="2024-05-02T00:00:00.000Z"),
+    task_json("0a", type="MODIFY", status="SUCCESS", create_time="2024-05-01T00:00:00.000Z"),
 ]
 
 
 def test_get_instance_task(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
-    mock.get(TASKS_URL, json=page(LISTED))
+    mock.get(TASKS_URL, json=page(*LISTED))
     found = hook.get_instance_task("0b")
     assert isinstance(found, InstanceTask)
     assert (found.task_id, found.type) == ("0b", "CREATE")
@@ -358,7 +360,7 @@ def test_get_instance_task(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
 
 
 def test_get_instance_task_on_another_instance(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
-    mock.get(OTHER_URL, json=page(LISTED))
+    mock.get(OTHER_URL, json=page(*LISTED))
     found = hook.get_instance_task("0a", OTHER_INSTANCE)
     assert found is not None
     assert found.task_id == "0a"
@@ -366,7 +368,7 @@ def test_get_instance_task_on_another_instance(mock: requests_mock.Mocker, hook:
 
 
 def test_find_by_id(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
-    mock.get(TASKS_URL, json=page(LISTED))
+    mock.get(TASKS_URL, json=page(*LISTED))
     found = hook.find_instance_task(instance_task_id="0c")
     assert found is not None
     assert found.status == "RUNNING"
@@ -390,7 +392,7 @@ def test_find_newest_of_a_type_created_at_or_after(
     created_after: str | dt.datetime | None,
     expected: str | None,
 ) -> None:
-    mock.get(TASKS_URL, json=page(LISTED))
+    mock.get(TASKS_URL, json=page(*LISTED))
     found = hook.find_instance_task(instance_task_type="MODIFY", created_after=created_after)
     assert (found.task_id if found else None) == expected
     assert mock.call_count == 1
@@ -555,7 +557,7 @@ def test_401_mentions_clock_skew(mock: requests_mock.Mocker, hook: IoTDAHook) ->
         {"page": {"count": 0}},
         {"tasks": "none"},
         {"tasks": [{"task_id": "a"}]},
-        {"tasks": [task("a", create_time=12)]},
+        {"tasks": [task_json("a", create_time=12)]},
         ["tasks"],
         "tasks",
         42,
@@ -575,7 +577,7 @@ def test_body_over_the_cap_by_content_length(
     mock: requests_mock.Mocker, hook: IoTDAHook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api, "MAX_BODY_BYTES", 1000)
-    body = json.dumps(page(_tasks(40))).encode()
+    body = json.dumps(page(*_tasks(40))).encode()
     assert len(body) > 1000
     mock.get(TASKS_URL, content=body, headers={"Content-Length": str(len(body))})
     with pytest.raises(IoTDAInvalidResponseError, match="exceeds the 1000-byte limit"):
@@ -587,7 +589,7 @@ def test_body_over_the_cap_while_streaming(
     mock: requests_mock.Mocker, hook: IoTDAHook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api, "MAX_BODY_BYTES", 1000)
-    body = json.dumps(page(_tasks(40))).encode()
+    body = json.dumps(page(*_tasks(40))).encode()
 
     def stream(request: Any, context: Any) -> bytes:
         context.headers.pop("Content-Length", None)
@@ -599,7 +601,7 @@ def test_body_over_the_cap_while_streaming(
 
 
 def test_body_under_the_cap_is_read(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
-    mock.get(TASKS_URL, json=page(_tasks(20)))
+    mock.get(TASKS_URL, json=page(*_tasks(20)))
     assert len(hook.list_instance_tasks().tasks) == 20
 
 
@@ -693,7 +695,7 @@ def test_bad_project_in_the_connection_is_rejected_before_any_request(
 
 
 def test_connection_ok(mock: requests_mock.Mocker, hook: IoTDAHook) -> None:
-    mock.get(TASKS_URL, json=page([task("0a")], count=7))
+    mock.get(TASKS_URL, json=page(*[task_json("0a")], count=7))
     ok, message = hook.test_connection()
     assert ok is True
     assert TEST_INSTANCE in message

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from iotda_test_values import TASK_FIELDS
+from iotda_test_values import TASK_FIELDS, task_json
 
 from airflow_provider_iotda.api import MAX_BODY_BYTES, parse_tasks_response
 from airflow_provider_iotda.errors import IoTDAError, IoTDAInvalidResponseError
@@ -24,7 +24,7 @@ from airflow_provider_iotda.models import (
     select_task,
 )
 
-from .unit_support import API_EXAMPLE, task
+from .unit_support import API_EXAMPLE
 
 
 def test_api_example_is_parsed() -> None:
@@ -46,7 +46,7 @@ def test_api_example_is_parsed() -> None:
 
 def test_times_are_pendulum_utc() -> None:
     parsed = InstanceTask.from_dict(
-        task(
+        task_json(
             "a1",
             create_time="2024-03-01T09:30:00.250+08:00",
             start_time="2024-03-01T01:30:01.000Z",
@@ -62,7 +62,7 @@ def test_times_are_pendulum_utc() -> None:
 
 @pytest.mark.parametrize("value", [None, ""])
 def test_null_or_empty_times_are_none(value: str | None) -> None:
-    parsed = InstanceTask.from_dict(task("a1", create_time=value, end_time=value))
+    parsed = InstanceTask.from_dict(task_json("a1", create_time=value, end_time=value))
     assert parsed.create_time is None
     assert parsed.end_time is None
 
@@ -78,7 +78,7 @@ def test_absent_fields_are_none() -> None:
 
 
 def test_unknown_types_statuses_and_fields_are_kept() -> None:
-    raw = task(
+    raw = task_json(
         "b2",
         type="MIGRATE_STORAGE",
         status="ROLLING_BACK",
@@ -95,7 +95,7 @@ def test_unknown_types_statuses_and_fields_are_kept() -> None:
     assert parsed.target_config.flavor.extra == {"tier": "gold"}
     assert parsed.operate_window is not None
     assert parsed.operate_window.extra == {"days": ["MON"]}
-    assert parsed.to_dict() == {**raw, "create_time": "2024-01-01T00:00:00.000Z"}
+    assert parsed.to_dict() == raw
 
 
 @pytest.mark.parametrize(
@@ -124,21 +124,14 @@ def test_string_marker_round_trips_as_a_string() -> None:
 
 
 def test_task_round_trip_keeps_status_detail_and_progress() -> None:
-    raw = task("c3", status="FAILED", status_detail="quota exceeded", progress=40)
+    raw = task_json("c3", status="FAILED", status_detail="quota exceeded", progress=40)
     assert InstanceTask.from_dict(raw).to_dict() == raw
-    assert "progress" not in InstanceTask.from_dict(task("c4")).to_dict()
+    assert "progress" not in InstanceTask.from_dict(task_json("c4")).to_dict()
 
 
 def test_format_api_time() -> None:
     moment = dt.datetime(2024, 1, 2, 11, 4, 5, 678999, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     assert format_api_time(moment) == "2024-01-02T03:04:05.678Z"
-
-
-def test_describe() -> None:
-    running = InstanceTask.from_dict(task("d4", status="RUNNING", progress=45))
-    assert running.describe() == "MODIFY task d4 is RUNNING (45%)"
-    failed = InstanceTask.from_dict(task("d5", status="FAILED", status_detail="no quota"))
-    assert failed.describe() == "MODIFY task d5 is FAILED: no quota"
 
 
 # -- malformed answers ---------------------------------------------------------------------------
@@ -155,19 +148,19 @@ def test_describe() -> None:
         ({"tasks": {"task_id": "a"}}, "expected a list"),
         ({"tasks": "a,b"}, "expected a list"),
         ({"tasks": [1]}, "tasks\\[0\\]"),
-        ({"tasks": [task("a"), None]}, "tasks\\[1\\]"),
+        ({"tasks": [task_json("a"), None]}, "tasks\\[1\\]"),
         ({"tasks": [{"type": "MODIFY", "status": "SUCCESS"}]}, "tasks\\[0\\].task_id"),
         ({"tasks": [{"task_id": "a", "status": "SUCCESS"}]}, "tasks\\[0\\].type"),
         ({"tasks": [{"task_id": "a", "type": "MODIFY"}]}, "tasks\\[0\\].status"),
-        ({"tasks": [task("a", status=["SUCCESS"])]}, "tasks\\[0\\].status"),
-        ({"tasks": [task("a", status=True)]}, "tasks\\[0\\].status"),
-        ({"tasks": [task("a", create_time="yesterday")]}, "tasks\\[0\\].create_time"),
-        ({"tasks": [task("a", create_time=1700000000)]}, "tasks\\[0\\].create_time"),
-        ({"tasks": [task("a", target_config=[])]}, "tasks\\[0\\].target_config"),
-        ({"tasks": [task("a", target_config={"flavor": 3})]}, "target_config.flavor"),
-        ({"tasks": [task("a", target_config={"flavor": {"size": "2"}})]}, "flavor.size"),
-        ({"tasks": [task("a", operate_window="18:00-22:00")]}, "operate_window"),
-        ({"tasks": [task("a", progress="50")]}, "progress"),
+        ({"tasks": [task_json("a", status=["SUCCESS"])]}, "tasks\\[0\\].status"),
+        ({"tasks": [task_json("a", status=True)]}, "tasks\\[0\\].status"),
+        ({"tasks": [task_json("a", create_time="yesterday")]}, "tasks\\[0\\].create_time"),
+        ({"tasks": [task_json("a", create_time=1700000000)]}, "tasks\\[0\\].create_time"),
+        ({"tasks": [task_json("a", target_config=[])]}, "tasks\\[0\\].target_config"),
+        ({"tasks": [task_json("a", target_config={"flavor": 3})]}, "target_config.flavor"),
+        ({"tasks": [task_json("a", target_config={"flavor": {"size": "2"}})]}, "flavor.size"),
+        ({"tasks": [task_json("a", operate_window="18:00-22:00")]}, "operate_window"),
+        ({"tasks": [task_json("a", progress="50")]}, "progress"),
         ({"tasks": [], "page": []}, "page"),
         ({"tasks": [], "page": {"count": "1"}}, "page.count"),
         ({"tasks": [], "page": {"marker": 1.5}}, "page.marker"),
@@ -263,10 +256,10 @@ def test_any_json_gives_a_page_or_a_clear_error(data: Any) -> None:
 TASKS = [
     InstanceTask.from_dict(t)
     for t in (
-        task("f3", type="MODIFY", create_time="2024-01-03T00:00:00.000Z"),
-        task("f2", type="CREATE", create_time="2024-01-02T00:00:00.000Z"),
-        task("f1", type="MODIFY", create_time="2024-01-01T00:00:00.000Z"),
-        task("f0", type="MODIFY", create_time=None),
+        task_json("f3", type="MODIFY", create_time="2024-01-03T00:00:00.000Z"),
+        task_json("f2", type="CREATE", create_time="2024-01-02T00:00:00.000Z"),
+        task_json("f1", type="MODIFY", create_time="2024-01-01T00:00:00.000Z"),
+        task_json("f0", type="MODIFY", create_time=None),
     )
 ]
 
@@ -320,8 +313,8 @@ def test_select_created_after_skips_tasks_without_a_creation_time() -> None:
 
 def test_select_tie_on_time_prefers_the_larger_id() -> None:
     same = [
-        InstanceTask.from_dict(task("0a", create_time="2024-01-01T00:00:00.000Z")),
-        InstanceTask.from_dict(task("0b", create_time="2024-01-01T00:00:00.000Z")),
+        InstanceTask.from_dict(task_json("0a", create_time="2024-01-01T00:00:00.000Z")),
+        InstanceTask.from_dict(task_json("0b", create_time="2024-01-01T00:00:00.000Z")),
     ]
     chosen = select_task(same, instance_task_type="MODIFY")
     assert chosen is not None

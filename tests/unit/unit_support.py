@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from iotda_test_values import last_task_id, page_json, task_json
 
 #: The example response of the API page (seed/list-instance-tasks.txt), verbatim.
 API_EXAMPLE = """{
@@ -42,21 +41,6 @@ API_EXAMPLE = """{
     }
   } ]
 }"""
-
-
-def task(
-    task_id: str,
-    *,
-    create_time: Any = "2024-01-01T00:00:00.000Z",
-    **fields: Any,
-) -> dict[str, Any]:
-    """One task object as the API returns it (:func:`task_json`, created on 2024-01-01)."""
-    return task_json(task_id, create_time=create_time, **fields)
-
-
-def page(tasks: list[dict[str, Any]], *, count: int | None = None, marker: Any = "") -> Any:
-    """A ``ListInstanceTasks`` body; ``marker`` defaults to the last task's ID."""
-    return page_json(tasks, last_task_id(tasks) if marker == "" else marker, count=count)
 
 
 @dataclass

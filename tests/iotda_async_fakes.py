@@ -1,5 +1,6 @@
-"""Helpers of the trigger unit tests: a scripted IoTDA behind httpx.MockTransport and a fake
-clock; the shared values are in ``tests/iotda_test_values.py``."""
+"""Fakes for async code (the async hook and the triggers): a scripted IoTDA behind
+httpx.MockTransport, a fake clock, and a look at the event loop's shared client; builders and
+shared values are in ``tests/iotda_test_values.py``."""
 
 from __future__ import annotations
 
@@ -10,32 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from iotda_test_values import MODIFY_ID, OLD_MODIFY_ID, page_json, verify_signature
-from iotda_test_values import task_json as shared_task_json
+from iotda_test_values import verify_signature
 
-
-def task_json(task_id: str = MODIFY_ID, status: str = "PENDING", **fields: Any) -> dict[str, Any]:
-    """One task as the API lists it (:func:`iotda_test_values.task_json`, PENDING)."""
-    return shared_task_json(task_id, status, **fields)
-
-
-def page(*tasks: dict[str, Any]) -> dict[str, Any]:
-    """A ``ListInstanceTasks`` answer without a marker."""
-    return page_json(list(tasks))
-
-
-def history(status: str = "PENDING", **extra: Any) -> dict[str, Any]:
-    """The MODIFY we wait for (newest) and an older FAILED MODIFY."""
-    return page(
-        task_json(MODIFY_ID, status, **extra),
-        task_json(
-            OLD_MODIFY_ID,
-            "FAILED",
-            create_time="2024-04-01T10:00:00.000Z",
-            status_detail="old failure",
-        ),
-    )
-
+from airflow_provider_iotda.hooks import iotda_async
 
 Answer = httpx.Response | BaseException | dict[str, Any]
 
@@ -94,3 +72,15 @@ def collect(agen_factory: Callable[[], Any]) -> list[Any]:
         return [event async for event in agen_factory()]
 
     return asyncio.run(run())
+
+
+def shared_state() -> dict[str, int]:
+    """Users, open clients and free request permits of the running loop's share."""
+    share = iotda_async._SHARES.get(asyncio.get_running_loop())
+    if share is None:
+        return {"users": 0, "clients": 0, "free_permits": iotda_async.MAX_IN_FLIGHT}
+    return {
+        "users": share.users,
+        "clients": len(share.clients),
+        "free_permits": share.semaphore._value,
+    }
