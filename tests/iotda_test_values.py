@@ -13,6 +13,7 @@ their own prefix (``OP_SK``, ``STORM_SK``...).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -231,3 +232,36 @@ def return_values(dag_run: Any) -> dict[str, Any]:
             XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, key="return_value")
         ).all()
         return {row.task_id: XComModel.deserialize_value(row) for row in rows}
+
+
+# -- Airflow internals the tests need, on every supported line ----------------------------------
+
+
+def dag_bag(file_name: str) -> Any:
+    """A ``DagBag`` of one file of the test DAGs folder (the DagBag moved in Airflow 3.2:
+    ``airflow.dag_processing.dagbag``, before ``airflow.models.dagbag``)."""
+    import importlib.util
+
+    from airflow import settings
+
+    if importlib.util.find_spec("airflow.dag_processing.dagbag") is not None:
+        from airflow.dag_processing.dagbag import DagBag
+    else:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+    return DagBag(dag_folder=os.path.join(str(settings.DAGS_FOLDER), file_name))
+
+
+def supervise_task_function() -> Any:
+    """The supervisor's run-one-task function (``supervise_task``; ``supervise`` in 3.1)."""
+    from airflow.sdk.execution_time import supervisor
+
+    return getattr(supervisor, "supervise_task", None) or supervisor.supervise
+
+
+def failure_type(name: str) -> str:
+    """The exception type an ``on_failure_callback`` sees under ``dag.test()``: ``name``, but
+    ``NoneType`` on Airflow 3.1, whose ``dag.test`` hands failure callbacks no exception (the
+    task still fails, and its log holds the error)."""
+    import airflow
+
+    return "NoneType" if str(airflow.__version__).startswith("3.1.") else name

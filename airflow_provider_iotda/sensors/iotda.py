@@ -106,7 +106,12 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        try:
+            super().__init__(**kwargs)
+        except AirflowException as exc:
+            # Airflow 3.1 rejects a bad poke_interval, timeout or mode with AirflowException;
+            # 3.2+ with ValueError, which is what bad input raises everywhere here.
+            raise ValueError(str(exc)) from exc
         if _given(instance_task_id) == _given(instance_task_type):
             raise ValueError(
                 f"{self.task_id}: give exactly one of instance_task_id (a task ID) and "

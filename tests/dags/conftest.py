@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from iotda_test_values import return_values
+from iotda_test_values import dag_bag, return_values
 
 
 @pytest.fixture
@@ -15,10 +15,7 @@ def sensor_run_dag(airflow_db: Any) -> Callable[..., tuple[Any, dict[str, Any]]]
     return the finished DagRun and its ``return_value`` XComs by task ID."""
 
     def run(file_name: str, dag_id: str, **conf: Any) -> tuple[Any, dict[str, Any]]:
-        from airflow import settings
-        from airflow.dag_processing.dagbag import DagBag
-
-        bag = DagBag(dag_folder=f"{settings.DAGS_FOLDER}/{file_name}")
+        bag = dag_bag(file_name)
         dag = bag.get_dag(dag_id)
         assert dag is not None, f"{dag_id} not in the DAGs folder: {bag.import_errors}"
         run = dag.test(run_conf=conf or None)

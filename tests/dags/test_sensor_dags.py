@@ -15,6 +15,7 @@ from iotda_test_values import (
     TEST_SK,
     advance_clock_after,
     endpoint_connection_json,
+    failure_type,
 )
 
 from airflow_provider_iotda.simulator import IoTDASimulator
@@ -100,7 +101,9 @@ def test_task_that_fails(
     assert "wait" not in xcoms
     (failure,) = failures(tmp_path)
     assert failure["dag_id"] == f"sensor_wait_{mode}"
-    assert failure["type"] == "AirflowFailException"
+    assert failure["type"] == failure_type("AirflowFailException")
+    if failure["type"] == "NoneType":
+        return  # Airflow 3.1: the callback is not told the error
     for part in (task_id, "MODIFY", INSTANCE, "FAILED", "Insufficient resources"):
         assert part in failure["message"]
     assert TEST_SK not in failure["message"]
@@ -114,7 +117,9 @@ def test_deferrable_timeout(sim: IoTDASimulator, sensor_run_dag: RunDag, tmp_pat
     )
     assert run.state == "failed"
     (failure,) = failures(tmp_path)
-    assert failure["type"] == "AirflowSensorTimeout"
+    assert failure["type"] == failure_type("AirflowSensorTimeout")
+    if failure["type"] == "NoneType":
+        return  # Airflow 3.1: the callback is not told the error
     assert "timed out" in failure["message"]
 
 

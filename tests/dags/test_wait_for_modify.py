@@ -12,6 +12,7 @@ from iotda_test_values import (
     TEST_PROJECT,
     TEST_SK,
     advance_clock_after,
+    dag_bag,
     endpoint_connection_json,
 )
 
@@ -41,10 +42,7 @@ def demo_simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
 
 
 def test_example_dag_shape(airflow_db: Any) -> None:
-    from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=f"{settings.DAGS_FOLDER}/wait_for_modify.py")
+    bag = dag_bag("wait_for_modify.py")
     assert bag.import_errors == {}
     dag = bag.get_dag("wait_for_modify")
     assert dag is not None

@@ -24,7 +24,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from iotda_test_values import TEST_AK, TEST_PROJECT
+from iotda_test_values import TEST_AK, TEST_PROJECT, dag_bag, failure_type, supervise_task_function
 
 from airflow_provider_iotda.errors import IoTDAError
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
@@ -66,10 +66,7 @@ def simulator(**kwargs: Any) -> IoTDASimulator:
 
 
 def load_dag(file_name: str, dag_id: str) -> Any:
-    from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=os.path.join(str(settings.DAGS_FOLDER), file_name))
+    bag = dag_bag(file_name)
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)
 
@@ -206,7 +203,7 @@ def test_no_secret_in_logs_exceptions_xcom_rendered_fields_db_or_files(
             assert str(run.state) == ("success" if final == "SUCCESS" else "failed")
             runs.append(run)
     failures = [json.loads(line) for line in outbox.read_text().splitlines()]
-    assert [f["type"] for f in failures] == ["AirflowFailException"]
+    assert [f["type"] for f in failures] == [failure_type("AirflowFailException")]
     texts.extend(f"{f['message']}\n{f['repr']}\n{f['traceback']}" for f in failures)
 
     # 5. Errors raised straight from the hook: wrong SK (401), unreachable, bad connection.
@@ -250,7 +247,7 @@ def _supervised_log(dag_id: str, file_name: str, tmp_path: Path) -> str:
     from airflow import settings
     from airflow.executors.workloads import BundleInfo
     from airflow.sdk.api.datamodels._generated import TaskInstance as TaskInstanceSDK
-    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor, supervise_task
+    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
     from airflow.utils.state import DagRunState, TaskInstanceState
 
     dag = load_dag(file_name, dag_id)
@@ -275,7 +272,7 @@ def _supervised_log(dag_id: str, file_name: str, tmp_path: Path) -> str:
             dag_version_id=uuid_module.UUID(str(ti.dag_version_id)),
         )
     log_path = tmp_path / "task.log"
-    exit_code = supervise_task(
+    exit_code = supervise_task_function()(
         ti=workload_ti,
         bundle_info=BundleInfo(name="dags-folder", version=None),
         dag_rel_path=file_name,
