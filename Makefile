@@ -15,7 +15,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
 EXTRAS  ?= test,sdk-check,parquet
-PYTEST_ARGS ?= -q
+# On 3.1 and 3.2 the long fault-storm trials beyond a named subset are left to the 3.3 run
+# (tests/reliability/test_storm.py: marker storm_full); everything else runs on every line.
+PYTEST_ARGS ?= -q $(if $(filter 3.3,$(AIRFLOW)),,-m "not storm_full")
 
 .PHONY: help install test test-all lint typecheck unit demo bench reliability clean
 

@@ -138,7 +138,11 @@ def test_sensor_reaches_the_right_outcome_in_a_storm(
     assert result.retries >= 1
 
 
-@pytest.mark.parametrize("seed", range(10))
+# Seeds 0 and 1 are the named subset that runs on every Airflow line; the rest are marked
+# ``storm_full`` and run on 3.3 (older lines deselect them to keep CI inside its budget).
+@pytest.mark.parametrize(
+    "seed", [0, 1, *(pytest.param(seed, marks=pytest.mark.storm_full) for seed in range(2, 10))]
+)
 def test_operator_writes_a_complete_file_or_none(tmp_path: Path, seed: int) -> None:
     result = storm.operator_trial(seed, tmp_path / "out")
     assert result.outcome in ("complete", "no_file"), result.detail
