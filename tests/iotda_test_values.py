@@ -260,8 +260,8 @@ def supervise_task_function() -> Any:
 
 def failure_type(name: str) -> str:
     """The exception type an ``on_failure_callback`` sees under ``dag.test()``: ``name``, but
-    ``NoneType`` on Airflow 3.1, whose ``dag.test`` hands failure callbacks no exception (the
-    task still fails, and its log holds the error)."""
+    ``NoneType`` on Airflow 3.1 and 3.2, whose ``dag.test`` hands failure callbacks no exception
+    (the task still fails, and its log holds the error)."""
     import airflow
 
-    return "NoneType" if str(airflow.__version__).startswith("3.1.") else name
+    return "NoneType" if str(airflow.__version__).startswith(("3.1.", "3.2.")) else name
