@@ -248,6 +248,52 @@ class IoTDAHook(IoTDABaseHook):
         config = self.config
         return self._call(api.show_task_call(config.endpoint, config.project_id, instance, task_id))
 
+    def retry_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask:
+        """Run a FAILED task again (POST ``.../tasks/{id}/retry``); the task as IoTDA answers.
+
+        Sent once: only a 429 or a connection that could not be opened is retried, never a
+        timeout, a dropped connection or a 5xx (IoTDA may have acted on it).
+        """
+        task_id = validation.instance_task_id(instance_task_id)
+        instance = self.resolve_instance_id(instance_id)
+        config = self.config
+        return self._call(
+            api.retry_task_call(config.endpoint, config.project_id, instance, task_id)
+        )
+
+    def resize_instance(
+        self,
+        instance_id: str | None = None,
+        *,
+        flavor_type: str,
+        flavor_size: int,
+        delay: bool = False,
+        is_auto_pay: bool = False,
+    ) -> str | None:
+        """Order a new specification (POST ``.../resize``); returns IoTDA's ``order_id``.
+
+        IoTDA starts a MODIFY task (its ID is not returned: find it by type and creation time).
+        ``delay=True`` runs it in the instance's operate window, so it may stay PENDING for
+        hours.  ``is_auto_pay`` pays a prepaid order from the account balance.  Sent once, as
+        :meth:`retry_instance_task`.  ``ValueError`` before anything is sent when a field is
+        wrong: ``flavor_type`` of ``[A-Za-z0-9._-]``, ``flavor_size`` an int >= 1, the flags
+        real booleans.
+        """
+        instance = self.resolve_instance_id(instance_id)
+        config = self.config
+        call = api.resize_call(
+            config.endpoint,
+            config.project_id,
+            instance,
+            flavor_type=flavor_type,
+            flavor_size=flavor_size,
+            delay=delay,
+            is_auto_pay=is_auto_pay,
+        )
+        return self._call(call)
+
     def show_instance(self, instance_id: str | None = None) -> Instance:
         """The instance: status, flavor, operate window, charge mode, times."""
         instance = self.resolve_instance_id(instance_id)

@@ -37,7 +37,7 @@ from airflow_provider_iotda.errors import (
     IoTDATransportError,
 )
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
-from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage
+from airflow_provider_iotda.models import Instance, InstanceTask, InstanceTaskPage
 from airflow_provider_iotda.waiting import TaskQuery
 
 if TYPE_CHECKING:
@@ -283,6 +283,14 @@ class IoTDAAsyncHook(IoTDABaseHook):
         config = await self.get_config()
         return await self._call(
             api.show_task_call(config.endpoint, config.project_id, instance, task_id)
+        )
+
+    async def show_instance(self, instance_id: str | None = None) -> Instance:
+        """The instance: status, flavor, operate window, charge mode, times."""
+        instance = await self.resolve_instance_id(instance_id)
+        config = await self.get_config()
+        return await self._call(
+            api.show_instance_call(config.endpoint, config.project_id, instance)
         )
 
     async def iter_instance_tasks(
