@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 import requests.auth
 
-from airflow_provider_iotda import api
+from airflow_provider_iotda import api, validation
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
     SECURITY_TOKEN_HEADER,

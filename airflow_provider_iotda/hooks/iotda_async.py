@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from airflow.sdk import BaseHook
 
-from airflow_provider_iotda import api
+from airflow_provider_iotda import api, validation
 from airflow_provider_iotda.auth import sign_request
 from airflow_provider_iotda.config import IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (

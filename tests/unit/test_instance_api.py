@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests_mock
 from iotda_test_values import TEST_ENDPOINT, TEST_INSTANCE, TEST_PROJECT, verify_signature
+from iotda_test_values import task_json as task
 
 from airflow_provider_iotda import api
 from airflow_provider_iotda.errors import (
@@ -19,8 +20,6 @@ from airflow_provider_iotda.errors import (
 )
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.models import Instance, InstancePage
-
-from .unit_support import task
 
 BASE = f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances"
 INSTANCE_URL = f"{BASE}/{TEST_INSTANCE}"

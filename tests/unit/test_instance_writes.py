@@ -14,6 +14,7 @@ import pytest
 import requests
 import requests_mock
 from iotda_test_values import TEST_ENDPOINT, TEST_INSTANCE, TEST_PROJECT, verify_signature
+from iotda_test_values import task_json as task
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from airflow_provider_iotda import api
@@ -29,8 +30,6 @@ from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 from airflow_provider_iotda.retry import is_retryable
-
-from .unit_support import task
 
 INSTANCE_URL = f"{TEST_ENDPOINT}/v5/iot/{TEST_PROJECT}/iotda-instances/{TEST_INSTANCE}"
 RESIZE_URL = f"{INSTANCE_URL}/resize"
