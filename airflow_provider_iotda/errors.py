@@ -81,9 +81,17 @@ class IoTDAServerError(IoTDAError):
 
 
 class IoTDATransportError(IoTDAError):
-    """No answer: connection refused or dropped, or a timeout."""
+    """No answer: connection refused or dropped, or a timeout.
+
+    ``request_sent`` is ``False`` only when the request certainly never left this machine (the
+    connection could not be opened); otherwise IoTDA may have received it and acted on it.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
 
 
 class IoTDAInvalidResponseError(IoTDAError):

@@ -104,7 +104,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Huawei Cloud IoTDA",
-                "python-modules": ["airflow_provider_iotda.operators.iotda"],
+                "python-modules": [
+                    "airflow_provider_iotda.operators.iotda",
+                    "airflow_provider_iotda.operators.instance",
+                ],
             }
         ],
         "connection-types": [

@@ -1,4 +1,4 @@
-"""Typed models of IoTDA instance tasks, parsed from (and back to) the API's JSON.
+"""Typed models of IoTDA instances and their tasks, parsed from (and back to) the API's JSON.
 
 Parsing is tolerant where the API may grow (unknown task types, statuses and extra fields are
 kept) and strict where a wrong shape would mislead (a missing ``task_id``, a ``status`` that is
@@ -27,6 +27,17 @@ TASK_TYPES = (
     "OPEN_SNAT",
 )
 TASK_STATUSES = ("PENDING", "RUNNING", "SUCCESS", "FAILED")
+INSTANCE_STATUSES = (
+    "CREATING",
+    "ACTIVE",
+    "FROZEN",
+    "TRADING",
+    "MODIFYING",
+    "MODIFY_FAILED",
+    "FAILED",
+)
+INSTANCE_TYPES = ("standard", "enterprise")
+CHARGE_MODES = ("prePaid", "postPaid")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -103,6 +114,14 @@ class Flavor:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "size": self.size, **self.extra}
+
+    def same_as(self, flavor_type: str, flavor_size: int) -> bool:
+        """Whether this is the specification ``flavor_type`` of ``flavor_size`` units."""
+        return self.type == flavor_type and self.size == flavor_size
+
+    def describe(self) -> str:
+        """``iotda.standard.s3 x 2``."""
+        return f"{self.type} x {self.size}"
 
 
 @dataclass(frozen=True)
@@ -211,6 +230,11 @@ class InstanceTask:
             extra=_extra(data, _TASK_FIELDS),
         )
 
+    @property
+    def target_flavor(self) -> Flavor | None:
+        """The flavor this task moves the instance to (a MODIFY's new specification)."""
+        return self.target_config.flavor if self.target_config is not None else None
+
     def to_dict(self) -> dict[str, Any]:
         """The task in the API's JSON shape (times as the API's ISO strings)."""
         out: dict[str, Any] = {
@@ -240,6 +264,11 @@ class InstanceTaskPage:
     marker: str | None = None
     # The marker as the JSON carried it (the API's example gives a number), for to_dict().
     _marker_json: str | int | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def records(self) -> list[InstanceTask]:
+        """The page's records (what :class:`~airflow_provider_iotda.api.MarkerWalk` walks)."""
+        return self.tasks
 
     @classmethod
     def from_dict(cls, data: Any) -> InstanceTaskPage:
@@ -273,6 +302,140 @@ class InstanceTaskPage:
         return {
             "page": {"count": self.count, "marker": marker},
             "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+
+def _optional_time(data: Mapping[str, Any], key: str, where: str) -> pendulum.DateTime | None:
+    return parse_api_time(data.get(key), f"{where}{key}")
+
+
+_INSTANCE_FIELDS = (
+    "instance_id",
+    "status",
+    "name",
+    "instance_type",
+    "charge_mode",
+    "flavor",
+    "region_id",
+    "description",
+    "create_time",
+    "update_time",
+    "enterprise_project_id",
+    "order_id",
+    "operate_window",
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An IoTDA instance as ``ShowInstance`` (or, with fewer fields, ``ListInstances``) gives it.
+
+    ``status`` is one of :data:`INSTANCE_STATUSES` or a newer one (kept as IoTDA wrote it).
+    ``access_infos``, ``tags``, ``additional_params`` and unknown fields stay in ``extra``.
+    """
+
+    instance_id: str
+    status: str | None = None
+    name: str | None = None
+    instance_type: str | None = None
+    charge_mode: str | None = None
+    flavor: Flavor | None = None
+    region_id: str | None = None
+    description: str | None = None
+    create_time: pendulum.DateTime | None = None
+    update_time: pendulum.DateTime | None = None
+    enterprise_project_id: str | None = None
+    order_id: str | None = None
+    operate_window: OperateWindow | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "") -> Instance:
+        """Parse one instance object; raises ``IoTDAInvalidResponseError`` on a bad shape."""
+        if not isinstance(data, Mapping):
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer has {where[:-1] or 'instance'}={data!r}; not an object"
+            )
+        flavor = _mapping(data.get("flavor"), f"{where}flavor")
+        window = _mapping(data.get("operate_window"), f"{where}operate_window")
+        return cls(
+            instance_id=_required_str(data, "instance_id", where),
+            status=_optional_str(data, "status", where),
+            name=_optional_str(data, "name", where),
+            instance_type=_optional_str(data, "instance_type", where),
+            charge_mode=_optional_str(data, "charge_mode", where),
+            flavor=Flavor.from_dict(flavor, f"{where}flavor.") if flavor is not None else None,
+            region_id=_optional_str(data, "region_id", where),
+            description=_optional_str(data, "description", where),
+            create_time=_optional_time(data, "create_time", where),
+            update_time=_optional_time(data, "update_time", where),
+            enterprise_project_id=_optional_str(data, "enterprise_project_id", where),
+            order_id=_optional_str(data, "order_id", where),
+            operate_window=OperateWindow.from_dict(window, f"{where}operate_window.")
+            if window is not None
+            else None,
+            extra=_extra(data, _INSTANCE_FIELDS),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The instance in the API's JSON shape (absent fields left out, times as ISO strings)."""
+        out: dict[str, Any] = {
+            "instance_id": self.instance_id,
+            "status": self.status,
+            "name": self.name,
+            "instance_type": self.instance_type,
+            "charge_mode": self.charge_mode,
+            "flavor": self.flavor.to_dict() if self.flavor is not None else None,
+            "region_id": self.region_id,
+            "description": self.description,
+            "create_time": format_api_time(self.create_time) if self.create_time else None,
+            "update_time": format_api_time(self.update_time) if self.update_time else None,
+            "enterprise_project_id": self.enterprise_project_id,
+            "order_id": self.order_id,
+            "operate_window": self.operate_window.to_dict() if self.operate_window else None,
+        }
+        return {**{k: v for k, v in out.items() if v is not None}, **self.extra}
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    """One page of ``ListInstances``: the instances, ``count`` (total) and ``marker`` (last ID)."""
+
+    instances: list[Instance]
+    count: int | None = None
+    marker: str | None = None
+
+    @property
+    def records(self) -> list[Instance]:
+        """The page's records (what :class:`~airflow_provider_iotda.api.MarkerWalk` walks)."""
+        return self.instances
+
+    @classmethod
+    def from_dict(cls, data: Any) -> InstancePage:
+        """Parse a whole ``ListInstances`` answer (``instances`` absent or null: none)."""
+        if not isinstance(data, Mapping):
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer is a {type(data).__name__}, expected an object with 'instances'"
+            )
+        raw = data.get("instances")
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list):
+            raise IoTDAInvalidResponseError(
+                f"IoTDA answer has instances of type {type(raw).__name__}; expected a list"
+            )
+        count = data.get("count")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise IoTDAInvalidResponseError(f"IoTDA answer has count={count!r}; expected int")
+        instances = [Instance.from_dict(item, f"instances[{i}].") for i, item in enumerate(raw)]
+        return cls(instances, count, _optional_str(data, "marker", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The page in the API's JSON shape."""
+        return {
+            "count": self.count,
+            "marker": self.marker,
+            "instances": [i.to_dict() for i in self.instances],
         }
 
 

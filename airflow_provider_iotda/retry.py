@@ -1,9 +1,12 @@
-"""The one retry rule, used by the sync hook and the async trigger alike.
+"""The one retry rule, used by the sync and the async hook alike.
 
-What is retryable: 429, 5xx, connection errors, timeouts and a 200 whose body is not JSON
-(every call we make is a GET, safe to repeat).  What is not: 400, 401, 403, 404 and answers of
-the wrong shape.  How long to wait: the server's ``Retry-After`` when it gives one (capped),
-else exponential backoff with full jitter.
+What is retryable for a GET (safe to repeat): 429, 5xx, connection errors, timeouts and a 2xx
+whose body is not JSON.  For a POST (a resize, a task retry) only what certainly did not reach
+IoTDA: 429 (the API gateway refused it) and a connection that could not be opened; a timeout,
+a dropped connection, a 5xx or a broken answer may mean IoTDA acted on it, so it is never sent
+again.  Never retryable: 400, 401, 403, 404 and answers of the wrong shape.  How long to wait:
+the server's ``Retry-After`` when it gives one (capped), else exponential backoff with full
+jitter.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_iotda.errors import IoTDAError, IoTDAThrottledError
+from airflow_provider_iotda.errors import IoTDAError, IoTDAThrottledError, IoTDATransportError
 
 if TYPE_CHECKING:
     import tenacity
@@ -35,9 +38,19 @@ async def _async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def is_retryable(error: BaseException) -> bool:
-    """True for errors that repeating the same GET may cure."""
-    return isinstance(error, IoTDAError) and error.retryable
+#: Methods that may be repeated whatever happened to an earlier attempt.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def is_retryable(error: BaseException, method: str = "GET") -> bool:
+    """True for errors that repeating the same request may cure without doing anything twice."""
+    if not isinstance(error, IoTDAError) or not error.retryable:
+        return False
+    if method.upper() in SAFE_METHODS:
+        return True
+    if isinstance(error, IoTDAThrottledError):
+        return True
+    return isinstance(error, IoTDATransportError) and not error.request_sent
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return (rng or random).uniform(0, ceiling)
 
-    def _tenacity_kwargs(self) -> dict[str, Any]:
+    def _tenacity_kwargs(self, method: str) -> dict[str, Any]:
         import tenacity
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -68,29 +81,33 @@ class RetryPolicy:
 
         return {
             "stop": tenacity.stop_after_attempt(self.max_retries + 1),
-            "retry": tenacity.retry_if_exception(is_retryable),
+            "retry": tenacity.retry_if_exception(lambda error: is_retryable(error, method)),
             "wait": wait,
             "reraise": True,
         }
 
-    def retrying(self, log: Logger | None = None, **extra: Any) -> tenacity.Retrying:
-        """A ``tenacity.Retrying`` for synchronous calls; each retry is logged on ``log``."""
+    def retrying(
+        self, log: Logger | None = None, *, method: str = "GET", **extra: Any
+    ) -> tenacity.Retrying:
+        """A ``tenacity.Retrying`` for synchronous calls of ``method``; each retry is logged."""
         import tenacity
 
         if log is not None:
             extra.setdefault("before_sleep", _log_retry(log))
         return tenacity.Retrying(
-            sleep=lambda seconds: _sleep(seconds), **self._tenacity_kwargs(), **extra
+            sleep=lambda seconds: _sleep(seconds), **self._tenacity_kwargs(method), **extra
         )
 
-    def async_retrying(self, log: Logger | None = None, **extra: Any) -> tenacity.AsyncRetrying:
-        """A ``tenacity.AsyncRetrying`` (waits with ``asyncio.sleep``) for the trigger."""
+    def async_retrying(
+        self, log: Logger | None = None, *, method: str = "GET", **extra: Any
+    ) -> tenacity.AsyncRetrying:
+        """A ``tenacity.AsyncRetrying`` (waits with ``asyncio.sleep``) for the async hook."""
         import tenacity
 
         if log is not None:
             extra.setdefault("before_sleep", _log_retry(log))
         return tenacity.AsyncRetrying(
-            sleep=lambda seconds: _async_sleep(seconds), **self._tenacity_kwargs(), **extra
+            sleep=lambda seconds: _async_sleep(seconds), **self._tenacity_kwargs(method), **extra
         )
 
 

@@ -23,6 +23,7 @@ _TASK_ID = re.compile(r"[a-f0-9-]{1,64}")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MARKER = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _TASK_TYPE_OR_STATUS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_FLAVOR_TYPE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
 # Airflow's own rule for connection IDs (airflow.models.connection.RE_SANITIZE_CONN_ID).
 _CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")
@@ -189,3 +190,22 @@ def as_bool(value: Any, field: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
         return False
     raise ValueError(f"{field} must be true or false; got {_shown(value)}")
+
+
+def strict_bool(value: object, field: str) -> bool:
+    """A real ``True``/``False``: a string such as ``"no"`` would be truthy."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{field} must be True or False; got {_shown(value)}")
+    return value
+
+
+def flavor_type(value: object, field: str = "flavor_type") -> str:
+    """An instance specification such as ``iotda.standard.s3``: up to 64 of ``[A-Za-z0-9._-]``."""
+    return _check_pattern(field, value, _FLAVOR_TYPE, "1 to 64 characters of [A-Za-z0-9._-]")
+
+
+def flavor_size(value: object, field: str = "flavor_size") -> int:
+    """The number of units of a specification: an ``int`` of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{field} must be an integer of at least 1; got {_shown(value)}")
+    return value

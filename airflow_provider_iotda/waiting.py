@@ -185,3 +185,55 @@ def decide(
     if task.status in failure_statuses:
         return Decision("failed", failure_message(task, query.instance_id), task)
     return Decision("waiting", _status_line(task, query, waited), task)
+
+
+@dataclass(frozen=True)
+class TriggerOutcome:
+    """The one event of ``IoTDAInstanceTaskTrigger``, read: what every caller of the trigger
+    (the sensor's and the operators' ``execute_complete``) maps to its result.
+
+    ``status`` is ``success``, ``failed``, ``timeout`` or ``error`` (then ``reason``);
+    ``task`` the task's dict when the event carries one.
+    """
+
+    status: str
+    message: str
+    task: dict[str, object] | None = None
+    reason: str | None = None
+
+    @classmethod
+    def read(cls, event: object) -> TriggerOutcome:
+        """``ValueError`` when ``event`` is not one of the trigger's events."""
+        if not isinstance(event, dict) or event.get("status") not in (
+            "success",
+            "failed",
+            "timeout",
+            "error",
+        ):
+            raise ValueError(f"IoTDA trigger sent an unexpected event: {event!r}")
+        task = event.get("task")
+        reason = event.get("reason")
+        return cls(
+            status=str(event["status"]),
+            message=str(event.get("message") or ""),
+            task=task if isinstance(task, dict) else None,
+            reason=str(reason) if reason is not None else None,
+        )
+
+    @property
+    def error_message(self) -> str:
+        """The message of an ``error`` event, worded as a poke would word the same error."""
+        if self.reason == "iotda":
+            return f"IoTDA call failed: {self.message}"
+        return self.message or "IoTDA trigger failed"
+
+
+def active_tasks(
+    tasks: Iterable[InstanceTask],
+    task_type: str,
+    statuses: Collection[str] = ("PENDING", "RUNNING"),
+) -> list[InstanceTask]:
+    """The tasks of ``task_type`` still in ``statuses`` (default: not finished), newest first."""
+    found = [t for t in tasks if t.type == task_type and t.status in statuses]
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return sorted(found, key=lambda t: (t.create_time or epoch, t.task_id), reverse=True)

@@ -1,4 +1,4 @@
-"""``IoTDAHook``: signed, retried calls to the IoTDA instance-task API over ``requests``."""
+"""``IoTDAHook``: signed, retried calls to the IoTDA instance API over ``requests``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import socket
 import threading
 from collections.abc import Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 import requests.auth
 
-from airflow_provider_iotda import api
+from airflow_provider_iotda import api, validation
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
     SECURITY_TOKEN_HEADER,
@@ -28,12 +28,19 @@ from airflow_provider_iotda.errors import (
     IoTDATransportError,
 )
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
-from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage
+from airflow_provider_iotda.models import (
+    Instance,
+    InstancePage,
+    InstanceTask,
+    InstanceTaskPage,
+)
 from airflow_provider_iotda.retry import RetryPolicy
 from airflow_provider_iotda.waiting import TaskQuery
 
 if TYPE_CHECKING:
     import datetime as dt
+
+T = TypeVar("T")
 
 
 class SigningAuth(requests.auth.AuthBase):
@@ -125,21 +132,25 @@ class IoTDAHook(IoTDABaseHook):
 
     # -- requests --------------------------------------------------------------------------
 
-    def _send_once(self, url: str) -> InstanceTaskPage:
+    def _send_once(self, call: api.Call[Any]) -> api.Answer:
+        """Send ``call`` once (signed by the session's auth) and read the whole answer."""
         config = self.config
         deadline: _BodyDeadline | None = None
         try:
             # verify is passed on every call: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
             # override a session's verify=False.
-            with self.get_conn().get(
-                url,
+            with self.get_conn().request(
+                call.method,
+                call.url,
+                data=call.content,
                 timeout=(config.connect_timeout, config.timeout),
                 stream=True,
                 verify=config.verify,
+                allow_redirects=False,
             ) as response:
                 with _BodyDeadline(response, config.body_timeout) as deadline:
                     body = _read_limited(response, api.MAX_BODY_BYTES)
-                return api.parse_tasks_response(response.status_code, response.headers, body)
+                return api.Answer(response.status_code, response.headers, body)
         except requests.RequestException as exc:
             if deadline is not None and deadline.expired:
                 raise IoTDATransportError(
@@ -148,10 +159,11 @@ class IoTDAHook(IoTDABaseHook):
                 ) from exc
             raise _transport_error(exc, config) from exc
 
-    def _get_page(self, url: str, policy: RetryPolicy | None = None) -> InstanceTaskPage:
-        for attempt in (policy or self.retry_policy).retrying(self.log):
+    def _call(self, call: api.Call[T], policy: RetryPolicy | None = None) -> T:
+        """Send ``call`` and parse its answer, retrying as the one retry rule allows."""
+        for attempt in (policy or self.retry_policy).retrying(self.log, method=call.method):
             with attempt:
-                return self._send_once(url)
+                return call.parse(self._send_once(call))
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     # -- API ---------------------------------------------------------------------------------
@@ -166,15 +178,17 @@ class IoTDAHook(IoTDABaseHook):
     ) -> InstanceTaskPage:
         """One page of the instance's tasks, newest first (``.tasks``, ``.count``, ``.marker``)."""
         instance = self.resolve_instance_id(instance_id)
-        url = api.tasks_url(
-            self.config.endpoint,
-            self.config.project_id,
-            instance,
-            offset=offset,
-            limit=limit,
-            marker=marker,
+        config = self.config
+        return self._call(
+            api.list_tasks_call(
+                config.endpoint,
+                config.project_id,
+                instance,
+                offset=offset,
+                limit=limit,
+                marker=marker,
+            )
         )
-        return self._get_page(url)
 
     def iter_instance_tasks(
         self, instance_id: str | None = None, *, page_size: int | None = None
@@ -225,14 +239,101 @@ class IoTDAHook(IoTDABaseHook):
             )
         )
 
+    def show_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask:
+        """One task by ID, with ``progress`` (``IoTDANotFoundError`` when there is none)."""
+        task_id = validation.instance_task_id(instance_task_id)
+        instance = self.resolve_instance_id(instance_id)
+        config = self.config
+        return self._call(api.show_task_call(config.endpoint, config.project_id, instance, task_id))
+
+    def retry_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask:
+        """Run a FAILED task again (POST ``.../tasks/{id}/retry``); the task as IoTDA answers.
+
+        Sent once: only a 429 or a connection that could not be opened is retried, never a
+        timeout, a dropped connection or a 5xx (IoTDA may have acted on it).
+        """
+        task_id = validation.instance_task_id(instance_task_id)
+        instance = self.resolve_instance_id(instance_id)
+        config = self.config
+        return self._call(
+            api.retry_task_call(config.endpoint, config.project_id, instance, task_id)
+        )
+
+    def resize_instance(
+        self,
+        instance_id: str | None = None,
+        *,
+        flavor_type: str,
+        flavor_size: int,
+        delay: bool = False,
+        is_auto_pay: bool = False,
+    ) -> str | None:
+        """Order a new specification (POST ``.../resize``); returns IoTDA's ``order_id``.
+
+        IoTDA starts a MODIFY task (its ID is not returned: find it by type and creation time).
+        ``delay=True`` runs it in the instance's operate window, so it may stay PENDING for
+        hours.  ``is_auto_pay`` pays a prepaid order from the account balance.  Sent once, as
+        :meth:`retry_instance_task`.  ``ValueError`` before anything is sent when a field is
+        wrong: ``flavor_type`` of ``[A-Za-z0-9._-]``, ``flavor_size`` an int >= 1, the flags
+        real booleans.
+        """
+        instance = self.resolve_instance_id(instance_id)
+        config = self.config
+        call = api.resize_call(
+            config.endpoint,
+            config.project_id,
+            instance,
+            flavor_type=flavor_type,
+            flavor_size=flavor_size,
+            delay=delay,
+            is_auto_pay=is_auto_pay,
+        )
+        return self._call(call)
+
+    def show_instance(self, instance_id: str | None = None) -> Instance:
+        """The instance: status, flavor, operate window, charge mode, times."""
+        instance = self.resolve_instance_id(instance_id)
+        config = self.config
+        return self._call(api.show_instance_call(config.endpoint, config.project_id, instance))
+
+    def list_instances(
+        self,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        marker: str | int | None = None,
+    ) -> InstancePage:
+        """One page of the project's instances, newest first (``.instances``, ``.count``,
+        ``.marker``)."""
+        config = self.config
+        return self._call(
+            api.list_instances_call(
+                config.endpoint, config.project_id, offset=offset, limit=limit, marker=marker
+            )
+        )
+
+    def iter_instances(self, *, page_size: int | None = None) -> Iterator[Instance]:
+        """Every instance of the project, following ``marker`` page after page.
+
+        Loop-safe as :meth:`iter_instance_tasks`: an instance listed twice is yielded once, and
+        a repeated marker or endless paging raises ``IoTDAPaginationError``.
+        """
+        walk = api.InstanceWalk(page_size)
+        while not walk.done:
+            yield from walk.take(self.list_instances(limit=walk.limit, marker=walk.marker))
+
     def test_connection(self) -> tuple[bool, str]:
         """Make one real list call (limit=1); ``(True, ...)`` when the credentials are accepted."""
         try:
             config = self.config
             instance = config.instance_id or _PROBE_INSTANCE_ID
-            url = api.tasks_url(config.endpoint, config.project_id, instance, limit=1)
+            call = api.list_tasks_call(config.endpoint, config.project_id, instance, limit=1)
             # One attempt: a connection test should answer fast.
-            result = self._get_page(url, RetryPolicy(max_retries=0))
+            result = self._call(call, RetryPolicy(max_retries=0))
         except IoTDAAuthError as exc:
             return False, f"Credentials rejected: {exc}"
         except IoTDAForbiddenError as exc:
@@ -259,10 +360,28 @@ def _is_read_timeout(error: requests.RequestException) -> bool:
     return bool(error.args) and isinstance(error.args[0], ReadTimeoutError)
 
 
+def _never_sent(error: requests.RequestException) -> bool:
+    """Whether the connection could not even be opened (so the request never left)."""
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = error.args[0] if error.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
 def _transport_error(
     exc: requests.RequestException, config: IoTDAConnectionConfig
 ) -> IoTDATransportError:
     """The error for a request that got no (complete) answer."""
+    if _never_sent(exc):
+        return IoTDATransportError(
+            f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__} "
+            "(no connection: the request was not sent)",
+            request_sent=False,
+        )
     # requests reports a read timeout while streaming the body as a ConnectionError.
     if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
         return IoTDATransportError(

@@ -1,4 +1,4 @@
-"""``IoTDAAsyncHook``: the instance-task API over httpx's async client, for triggers.
+"""``IoTDAAsyncHook``: the instance API over httpx's async client, for triggers.
 
 Signing (:func:`~airflow_provider_iotda.auth.sign_request`), URLs and parsing
 (:mod:`~airflow_provider_iotda.api`) and the retry rule (:mod:`~airflow_provider_iotda.retry`)
@@ -25,25 +25,27 @@ from __future__ import annotations
 import asyncio
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from airflow.sdk import BaseHook
 
-from airflow_provider_iotda import api
+from airflow_provider_iotda import api, validation
 from airflow_provider_iotda.auth import sign_request
 from airflow_provider_iotda.config import IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
     IoTDATransportError,
 )
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
-from airflow_provider_iotda.models import InstanceTask, InstanceTaskPage
+from airflow_provider_iotda.models import Instance, InstanceTask, InstanceTaskPage
 from airflow_provider_iotda.waiting import TaskQuery
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import AsyncIterator
     from types import TracebackType
+
+T = TypeVar("T")
 
 
 #: Requests in flight at once per event loop (all hooks of the loop together).  16 serves
@@ -185,18 +187,26 @@ class IoTDAAsyncHook(IoTDABaseHook):
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def _send_once(self, share: _LoopShare, url: str) -> InstanceTaskPage:
+    async def _send_once(self, share: _LoopShare, call: api.Call[Any]) -> api.Answer:
+        """Send ``call`` once, signed, and read the whole answer."""
         config = await self.get_config()
         timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
+        content = call.content
         async with share.semaphore:
             client = await share.client(config.verify)
             # Signed after waiting for a permit, so X-Sdk-Date is fresh; the URL string is sent
             # as is (every part is validated and already encoded), so what is signed is sent.
             headers = sign_request(
-                config.credentials, "GET", url, api.base_headers(config.project_id)
+                config.credentials,
+                call.method,
+                call.url,
+                api.base_headers(config.project_id),
+                content,
             )
             try:
-                async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+                async with client.stream(
+                    call.method, call.url, headers=headers, content=content, timeout=timeout
+                ) as response:
                     # httpx's timeouts bound each read; this bounds the whole body.
                     async with asyncio.timeout(config.body_timeout):
                         body = await _read_limited(response, api.MAX_BODY_BYTES)
@@ -204,6 +214,12 @@ class IoTDAAsyncHook(IoTDABaseHook):
                 raise IoTDATransportError(
                     f"IoTDA did not send its whole answer within {config.body_timeout:g} s "
                     f"({config.endpoint})"
+                ) from exc
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise IoTDATransportError(
+                    f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__} "
+                    "(no connection: the request was not sent)",
+                    request_sent=False,
                 ) from exc
             except httpx.TimeoutException as exc:
                 raise IoTDATransportError(
@@ -214,9 +230,10 @@ class IoTDAAsyncHook(IoTDABaseHook):
                 raise IoTDATransportError(
                     f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
                 ) from exc
-        return api.parse_tasks_response(response.status_code, response.headers, body)
+        return api.Answer(response.status_code, response.headers, body)
 
-    async def _get_page(self, url: str) -> InstanceTaskPage:
+    async def _call(self, call: api.Call[T]) -> T:
+        """Send ``call`` and parse its answer, retrying as the one retry rule allows."""
         config = await self.get_config()
         policy = self._policy_for(config)
 
@@ -225,9 +242,9 @@ class IoTDAAsyncHook(IoTDABaseHook):
         if share is None:
             share = _acquire_share()
         try:
-            async for attempt in policy.async_retrying(self.log):
+            async for attempt in policy.async_retrying(self.log, method=call.method):
                 with attempt:
-                    return await self._send_once(share, url)
+                    return call.parse(await self._send_once(share, call))
         finally:
             if temporary:
                 await _release_share(share)
@@ -246,15 +263,35 @@ class IoTDAAsyncHook(IoTDABaseHook):
         """One page of the instance's tasks, newest first; one request (plus retries)."""
         instance = await self.resolve_instance_id(instance_id)
         config = await self.get_config()
-        url = api.tasks_url(
-            config.endpoint,
-            config.project_id,
-            instance,
-            offset=offset,
-            limit=limit,
-            marker=marker,
+        return await self._call(
+            api.list_tasks_call(
+                config.endpoint,
+                config.project_id,
+                instance,
+                offset=offset,
+                limit=limit,
+                marker=marker,
+            )
         )
-        return await self._get_page(url)
+
+    async def show_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask:
+        """One task by ID, with ``progress`` (``IoTDANotFoundError`` when there is none)."""
+        task_id = validation.instance_task_id(instance_task_id)
+        instance = await self.resolve_instance_id(instance_id)
+        config = await self.get_config()
+        return await self._call(
+            api.show_task_call(config.endpoint, config.project_id, instance, task_id)
+        )
+
+    async def show_instance(self, instance_id: str | None = None) -> Instance:
+        """The instance: status, flavor, operate window, charge mode, times."""
+        instance = await self.resolve_instance_id(instance_id)
+        config = await self.get_config()
+        return await self._call(
+            api.show_instance_call(config.endpoint, config.project_id, instance)
+        )
 
     async def iter_instance_tasks(
         self, instance_id: str | None = None, *, page_size: int | None = None

@@ -27,12 +27,15 @@ from airflow_provider_iotda.auth import (
 )
 from airflow_provider_iotda.simulator.faults import FaultConfig, FaultConfigError
 from airflow_provider_iotda.simulator.scenario import (
+    FLAVOR_TYPE_PATTERN,
     INSTANCE_ID_PATTERN,
     TASK_ID_PATTERN,
     ScenarioError,
+    instance_from_dict,
+    make_plan,
     task_from_dict,
 )
-from airflow_provider_iotda.simulator.state import SimulatorState, format_time
+from airflow_provider_iotda.simulator.state import Refusal, SimulatorState, format_time
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,12 +43,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 CONTROL_PREFIX = "/_sim"
-TASKS_PATH = "/v5/iot/{project_id}/iotda-instances/{instance_id}/tasks"
+INSTANCES_PATH = "/v5/iot/{project_id}/iotda-instances"
+INSTANCE_PATH = INSTANCES_PATH + "/{instance_id}"
+RESIZE_PATH = INSTANCE_PATH + "/resize"
+TASKS_PATH = INSTANCE_PATH + "/tasks"
 TASK_PATH = TASKS_PATH + "/{task_id}"
+RETRY_PATH = TASK_PATH + "/retry"
 
 #: Error codes the simulator answers with (IOTDA.000006/000017, APIG.* from Huawei's published
-#: lists; the 404 codes for a missing instance or task are the simulator's own choice).
+#: lists; the 404 codes for a missing instance or task, and those of ``state.Refusal``, are the
+#: simulator's own choice).
 INVALID_INPUT = "IOTDA.000006"
+BAD_FORMAT = "IOTDA.000008"
 LIMIT_OUT_OF_RANGE = "IOTDA.000017"
 INSTANCE_NOT_FOUND = "IOTDA.014000"
 TASK_NOT_FOUND = "IOTDA.014001"
@@ -135,8 +144,12 @@ class SimulatorApp:
         handlers: dict[Any, Any] = {404: self._not_found, 405: self._not_found}
         self.api = Starlette(
             routes=[
+                Route(INSTANCES_PATH, self.list_instances, methods=["GET"]),
+                Route(INSTANCE_PATH, self.show_instance, methods=["GET"]),
+                Route(RESIZE_PATH, self.resize, methods=["POST"]),
                 Route(TASKS_PATH, self.list_tasks, methods=["GET"]),
                 Route(TASK_PATH, self.show_task, methods=["GET"]),
+                Route(RETRY_PATH, self.retry_task, methods=["POST"]),
             ],
             exception_handlers=handlers,
         )
@@ -150,6 +163,16 @@ class SimulatorApp:
                     CONTROL_PREFIX + "/instances/{instance_id}/tasks",
                     self.instance_tasks,
                     methods=["GET"],
+                ),
+                Route(
+                    CONTROL_PREFIX + "/instances/{instance_id}/next-resize",
+                    self.next_run,
+                    methods=["POST"],
+                ),
+                Route(
+                    CONTROL_PREFIX + "/instances/{instance_id}/next-retry",
+                    self.next_run,
+                    methods=["POST"],
                 ),
                 Route(CONTROL_PREFIX + "/faults", self.faults, methods=["GET", "POST"]),
                 Route(CONTROL_PREFIX + "/advance", self.advance, methods=["POST"]),
@@ -165,10 +188,10 @@ class SimulatorApp:
         path: str = scope["path"]
         request_id = os.urandom(16).hex().encode()
         if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
-            self.state.record_request(path, control=True)
+            self.state.record_request(path, control=True, method=scope["method"])
             await self.control(scope, receive, _with_request_id(send, request_id))
             return
-        self.state.record_request(path, control=False)
+        self.state.record_request(path, control=False, method=scope["method"])
         state = self.state
 
         async def api_send(message: Message) -> None:
@@ -303,7 +326,8 @@ class SimulatorApp:
         return None
 
     async def _check_request(self, request: Request) -> Response | str:
-        """Gateway and IoTDA checks shared by the routes: the instance ID, or an error answer."""
+        """Gateway and IoTDA checks shared by the routes: the instance ID (``""`` for the
+        project-wide list), or an error answer."""
         denied = await self._authenticate(request)
         if denied is not None:
             return denied
@@ -318,8 +342,8 @@ class SimulatorApp:
                 "The IAM user is not authorized to access the API: the project ID in the "
                 "request is not the credentials' project",
             )
-        instance_id: str = request.path_params["instance_id"]
-        if not INSTANCE_ID_PATTERN.match(instance_id):
+        instance_id: str = request.path_params.get("instance_id", "")
+        if "instance_id" in request.path_params and not INSTANCE_ID_PATTERN.match(instance_id):
             return _invalid("instance_id must be up to 36 characters of [a-f0-9-].")
         return instance_id
 
@@ -368,6 +392,91 @@ class SimulatorApp:
         if body is None:
             return error_response(404, TASK_NOT_FOUND, f"The task does not exist: {task_id}")
         return JSONResponse(body)
+
+    async def list_instances(self, request: Request) -> Response:
+        """``GET /v5/iot/{project_id}/iotda-instances``."""
+        checked = await self._check_request(request)
+        if isinstance(checked, Response):
+            return checked
+        pairs: dict[str, str] = {}
+        for key, value in query_pairs(request.scope.get("query_string", b"").decode("latin-1")):
+            pairs.setdefault(key, value)
+        offset = _int_param(pairs, "offset", 0, 0, 500, INVALID_INPUT)
+        if isinstance(offset, Response):
+            return offset
+        limit = _int_param(pairs, "limit", 500, 1, 500, LIMIT_OUT_OF_RANGE)
+        if isinstance(limit, Response):
+            return limit
+        marker = pairs.get("marker") or None
+        if marker is not None and not INSTANCE_ID_PATTERN.match(marker):
+            return _invalid("marker must be an instance ID: up to 36 characters of [a-f0-9-].")
+        instance_type = pairs.get("instance_type") or None
+        if instance_type is not None and instance_type not in ("standard", "enterprise"):
+            return _invalid("instance_type must be standard or enterprise.")
+        body = self.state.list_instances(
+            offset, limit, marker, pairs.get("name") or None, instance_type
+        )
+        return JSONResponse(body)
+
+    async def show_instance(self, request: Request) -> Response:
+        """``GET /v5/iot/{project_id}/iotda-instances/{instance_id}``."""
+        checked = await self._check_request(request)
+        if isinstance(checked, Response):
+            return checked
+        body = self.state.show_instance(checked)
+        if body is None:
+            return self._instance_not_found(checked)
+        return JSONResponse(body)
+
+    async def resize(self, request: Request) -> Response:
+        """``POST .../iotda-instances/{instance_id}/resize`` with ``{"flavor", "delay",
+        "is_auto_pay"}``: a MODIFY task starts; the answer is ``{"order_id"}``."""
+        checked = await self._check_request(request)
+        if isinstance(checked, Response):
+            return checked
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return _invalid("the body is not valid JSON.", BAD_FORMAT)
+        if not isinstance(data, dict):
+            return _invalid("the body must be a JSON object.", BAD_FORMAT)
+        flavor = data.get("flavor")
+        if not isinstance(flavor, dict):
+            return _invalid('flavor is required: {"type": ..., "size": ...}.')
+        kind, size = flavor.get("type"), flavor.get("size")
+        if not isinstance(kind, str) or not FLAVOR_TYPE_PATTERN.match(kind):
+            return _invalid("flavor.type must be 1 to 64 characters of [A-Za-z0-9._-].")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            return _invalid("flavor.size must be an integer of at least 1.")
+        flags: dict[str, bool] = {}
+        for name in ("delay", "is_auto_pay"):
+            value = data.get(name, False)
+            if not isinstance(value, bool):
+                return _invalid(f"{name} must be true or false.")
+            flags[name] = value
+        result = self.state.resize(checked, {"type": kind, "size": size}, delay=flags["delay"])
+        if result is None:
+            return self._instance_not_found(checked)
+        if isinstance(result, Refusal):
+            return error_response(result.status, result.code, result.message)
+        return JSONResponse(result)
+
+    async def retry_task(self, request: Request) -> Response:
+        """``POST .../tasks/{task_id}/retry``: a FAILED task runs again."""
+        checked = await self._check_request(request)
+        if isinstance(checked, Response):
+            return checked
+        task_id: str = request.path_params["task_id"]
+        if not TASK_ID_PATTERN.match(task_id):
+            return _invalid("task_id must be up to 64 characters of [a-f0-9-].")
+        if not self.state.has_instance(checked):
+            return self._instance_not_found(checked)
+        result = self.state.retry_task(checked, task_id)
+        if result is None:
+            return error_response(404, TASK_NOT_FOUND, f"The task does not exist: {task_id}")
+        if isinstance(result, Refusal):
+            return error_response(result.status, result.code, result.message)
+        return JSONResponse(result)
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
@@ -423,10 +532,29 @@ class SimulatorApp:
             instance_id = data.get("instance_id")
             if not isinstance(instance_id, str):
                 raise ScenarioError("instance_id is required")
-            self.state.add_instance(instance_id)
+            if set(data) == {"instance_id"}:
+                self.state.add_instance(instance_id)
+            else:  # a whole scenario instance: flavor, operate window, plans, tasks
+                self.state.put_instance(instance_from_dict(data))
         except ScenarioError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"instance_id": instance_id}, status_code=201)
+
+    async def next_run(self, request: Request) -> Response:
+        """``POST /_sim/instances/{id}/next-resize`` (or ``next-retry``) with a run plan
+        ``{"outcome", "pending_seconds", "running_seconds", "status_detail"}``."""
+        instance_id = request.path_params["instance_id"]
+        if not self.state.has_instance(instance_id):
+            return JSONResponse({"error": f"no instance {instance_id}"}, status_code=404)
+        try:
+            plan = make_plan(await self._json(request))
+        except ScenarioError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if request.url.path.endswith("/next-resize"):
+            self.state.plan_resize(instance_id, plan)
+        else:
+            self.state.plan_retry(instance_id, plan)
+        return JSONResponse({"instance_id": instance_id, "plan": plan.__dict__}, status_code=201)
 
     async def instance_tasks(self, request: Request) -> Response:
         """``GET /_sim/instances/{instance_id}/tasks``: every task, hidden ones included."""

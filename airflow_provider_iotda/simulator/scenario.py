@@ -23,6 +23,18 @@ A scenario is plain JSON (or the equivalent dict)::
 ``created`` is in seconds relative to the simulator's start (negative for history), and each
 timeline entry is ``[status, seconds_after_creation]`` or ``[status, seconds, status_detail]``
 (or ``{"status": ..., "at": ..., "status_detail": ...}``).
+
+An instance may also describe itself and how the simulator runs its resizes and task retries
+(every key optional)::
+
+    "name": "factory-east", "instance_type": "standard", "charge_mode": "postPaid",
+    "status": "ACTIVE", "flavor": {"type": "iotda.standard.s2", "size": 2},
+    "operate_window": {"start_time": "18:00", "end_time": "22:00"}, "created": -8640000,
+    "resize": {"outcome": "SUCCESS", "pending_seconds": 5, "running_seconds": 20},
+    "retry": {"outcome": "SUCCESS", "pending_seconds": 2, "running_seconds": 10}
+
+``flavor`` is the specification before any of the instance's MODIFY tasks; each MODIFY that
+has succeeded (by simulated time) applies its ``target_config.flavor``.
 """
 
 from __future__ import annotations
@@ -49,6 +61,15 @@ TASK_TYPES = frozenset(
 )
 STATUSES = frozenset({"PENDING", "RUNNING", "SUCCESS", "FAILED"})
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED"})
+#: Instance statuses a scenario may set (MODIFYING / MODIFY_FAILED come from MODIFY tasks).
+INSTANCE_STATUSES = frozenset({"CREATING", "ACTIVE", "FROZEN", "TRADING", "FAILED"})
+INSTANCE_TYPES = frozenset({"standard", "enterprise"})
+CHARGE_MODES = frozenset({"prePaid", "postPaid"})
+FLAVOR_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+WINDOW_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+DEFAULT_FLAVOR: Mapping[str, Any] = {"type": "iotda.standard.s1", "size": 1}
+#: When an instance was created if the scenario does not say (seconds before the start).
+DEFAULT_INSTANCE_AGE = 200 * 86400.0
 
 INSTANCE_ID_PATTERN = re.compile(r"^[a-f0-9-]{1,36}$")
 TASK_ID_PATTERN = re.compile(r"^[a-f0-9-]{1,64}$")
@@ -93,11 +114,161 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class RunPlan:
+    """How the simulator runs a task it creates (a resize) or restarts (a retry): PENDING for
+    ``pending_seconds``, RUNNING for ``running_seconds``, then ``outcome``."""
+
+    outcome: str = "SUCCESS"
+    pending_seconds: float = 5.0
+    running_seconds: float = 20.0
+    status_detail: str | None = None
+
+    def timeline(self, start: float, wait: float = 0.0) -> tuple[TimelineEntry, ...]:
+        """The entries, ``start`` seconds after the task's creation, after ``wait`` more."""
+        running = start + wait + self.pending_seconds
+        detail = self.status_detail
+        if detail is None and self.outcome == "FAILED":
+            detail = "The specification change failed (simulated)."
+        return (
+            TimelineEntry("PENDING", start),
+            TimelineEntry("RUNNING", running),
+            TimelineEntry(self.outcome, running + self.running_seconds, detail),
+        )
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
-    """An instance and its tasks."""
+    """An instance, what ``ShowInstance`` says about it, its tasks and its run plans."""
 
     instance_id: str
     tasks: tuple[TaskSpec, ...] = ()
+    name: str | None = None
+    instance_type: str = "standard"
+    charge_mode: str = "postPaid"
+    status: str = "ACTIVE"
+    flavor: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_FLAVOR))
+    operate_window: Mapping[str, Any] | None = None
+    created: float = -DEFAULT_INSTANCE_AGE
+    resize: RunPlan = field(default_factory=RunPlan)
+    retry: RunPlan = field(default_factory=RunPlan)
+
+
+_INSTANCE_KEYS = frozenset(
+    {
+        "instance_id",
+        "tasks",
+        "name",
+        "instance_type",
+        "charge_mode",
+        "status",
+        "flavor",
+        "operate_window",
+        "created",
+        "resize",
+        "retry",
+    }
+)
+
+
+def make_flavor(raw: object, where: str = "flavor") -> dict[str, Any]:
+    """A flavor ``{"type": ..., "size": ...}`` (type of ``[A-Za-z0-9._-]``, size an int >= 1)."""
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where} must be an object with type and size")
+    unknown = set(raw) - {"type", "size"}
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    kind, size = raw.get("type"), raw.get("size")
+    if not isinstance(kind, str) or not FLAVOR_TYPE_PATTERN.match(kind):
+        raise ScenarioError(f"{where}.type must be 1-64 characters of [A-Za-z0-9._-]")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ScenarioError(f"{where}.size must be an integer >= 1, got {size!r}")
+    return {"type": kind, "size": size}
+
+
+def make_window(raw: object, where: str = "operate_window") -> dict[str, str] | None:
+    """An operate window ``{"start_time": "HH:mm", "end_time": "HH:mm"}`` (UTC) or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where} must be an object with start_time and end_time, or null")
+    unknown = set(raw) - {"start_time", "end_time"}
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    out: dict[str, str] = {}
+    for key in ("start_time", "end_time"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not WINDOW_TIME_PATTERN.match(value):
+            raise ScenarioError(f"{where}.{key} must be HH:mm (UTC), got {value!r}")
+        out[key] = value
+    if out["start_time"] == out["end_time"]:
+        raise ScenarioError(f"{where}: start_time and end_time must differ")
+    return out
+
+
+def make_plan(raw: object, where: str = "plan") -> RunPlan:
+    """A :class:`RunPlan` from ``{"outcome", "pending_seconds", "running_seconds",
+    "status_detail"}`` (every key optional)."""
+    if isinstance(raw, RunPlan):
+        return raw
+    if raw is None:
+        return RunPlan()
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where} must be an object")
+    unknown = set(raw) - {"outcome", "pending_seconds", "running_seconds", "status_detail"}
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    outcome = raw.get("outcome", "SUCCESS")
+    if outcome not in TERMINAL_STATUSES:
+        raise ScenarioError(f"{where}.outcome must be SUCCESS or FAILED, got {outcome!r}")
+    pending = _number(raw.get("pending_seconds", 5.0), f"{where}.pending_seconds")
+    running = _number(raw.get("running_seconds", 20.0), f"{where}.running_seconds")
+    if pending < 0 or running < 0:
+        raise ScenarioError(f"{where}: durations must be >= 0 seconds")
+    detail = raw.get("status_detail")
+    if detail is not None and not isinstance(detail, str):
+        raise ScenarioError(f"{where}.status_detail must be a string")
+    return RunPlan(str(outcome), pending, running, detail)
+
+
+def _choice(
+    raw: Mapping[str, Any], key: str, allowed: frozenset[str], default: str, where: str
+) -> str:
+    value = raw.get(key, default)
+    if value not in allowed:
+        raise ScenarioError(f"{where}.{key} must be one of {sorted(allowed)}, got {value!r}")
+    return str(value)
+
+
+def instance_from_dict(raw: object, where: str = "instance") -> InstanceSpec:
+    """Build an instance (and its tasks) from its JSON form."""
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where} must be an object")
+    unknown = set(raw) - _INSTANCE_KEYS
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    instance_id = validate_instance_id(raw.get("instance_id"))
+    raw_tasks = raw.get("tasks", [])
+    if not isinstance(raw_tasks, list):
+        raise ScenarioError(f"{where}.tasks must be a list")
+    tasks = tuple(
+        task_from_dict(task, where=f"{where}.tasks[{t}]") for t, task in enumerate(raw_tasks)
+    )
+    name = raw.get("name")
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 64):
+        raise ScenarioError(f"{where}.name must be a string of 1-64 characters")
+    return InstanceSpec(
+        instance_id,
+        tasks,
+        name=name,
+        instance_type=_choice(raw, "instance_type", INSTANCE_TYPES, "standard", where),
+        charge_mode=_choice(raw, "charge_mode", CHARGE_MODES, "postPaid", where),
+        status=_choice(raw, "status", INSTANCE_STATUSES, "ACTIVE", where),
+        flavor=make_flavor(raw.get("flavor", DEFAULT_FLAVOR), f"{where}.flavor"),
+        operate_window=make_window(raw.get("operate_window"), f"{where}.operate_window"),
+        created=_number(raw.get("created", -DEFAULT_INSTANCE_AGE), f"{where}.created"),
+        resize=make_plan(raw.get("resize"), f"{where}.resize"),
+        retry=make_plan(raw.get("retry"), f"{where}.retry"),
+    )
 
 
 @dataclass(frozen=True)
@@ -141,20 +312,11 @@ class Scenario:
         instances: list[InstanceSpec] = []
         seen: set[str] = set()
         for index, raw in enumerate(raw_instances):
-            if not isinstance(raw, Mapping):
-                raise ScenarioError(f"instances[{index}] must be an object")
-            instance_id = validate_instance_id(raw.get("instance_id"))
-            if instance_id in seen:
-                raise ScenarioError(f"instance {instance_id} is listed twice")
-            seen.add(instance_id)
-            raw_tasks = raw.get("tasks", [])
-            if not isinstance(raw_tasks, list):
-                raise ScenarioError(f"instances[{index}].tasks must be a list")
-            tasks = tuple(
-                task_from_dict(task, where=f"instances[{index}].tasks[{t}]")
-                for t, task in enumerate(raw_tasks)
-            )
-            instances.append(InstanceSpec(instance_id, tasks))
+            instance = instance_from_dict(raw, f"instances[{index}]")
+            if instance.instance_id in seen:
+                raise ScenarioError(f"instance {instance.instance_id} is listed twice")
+            seen.add(instance.instance_id)
+            instances.append(instance)
         return cls(tuple(instances))
 
 

@@ -12,7 +12,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from airflow_provider_iotda.simulator.faults import FaultConfig
-from airflow_provider_iotda.simulator.scenario import Scenario, ScenarioSource, make_task
+from airflow_provider_iotda.simulator.scenario import (
+    Scenario,
+    ScenarioSource,
+    instance_from_dict,
+    make_plan,
+    make_task,
+)
 from airflow_provider_iotda.simulator.state import Counters, SimulatorState
 
 DEFAULT_REGION = "cn-north-4"
@@ -269,9 +275,62 @@ class IoTDASimulator:
         )
         return self.state.add_task(instance_id, spec)
 
-    def add_instance(self, instance_id: str) -> None:
-        """Add an instance with no tasks."""
-        self.state.add_instance(instance_id)
+    def add_instance(self, instance_id: str, **settings: Any) -> None:
+        """Add an instance with no tasks; or, with ``settings`` (the keys of a scenario
+        instance: ``flavor``, ``operate_window``, ``status``, ``charge_mode``, ``name``,
+        ``instance_type``, ``created``, ``resize``, ``retry``, ``tasks``), add or replace it."""
+        if not settings:
+            self.state.add_instance(instance_id)
+            return
+        self.state.put_instance(instance_from_dict({"instance_id": instance_id, **settings}))
+
+    def plan_resize(
+        self,
+        instance_id: str,
+        outcome: str = "SUCCESS",
+        *,
+        pending_seconds: float = 5.0,
+        running_seconds: float = 20.0,
+        status_detail: str | None = None,
+    ) -> None:
+        """How the instance's next resize runs: its MODIFY task is PENDING for
+        ``pending_seconds`` (after the operate window opens, with ``delay=true``), RUNNING for
+        ``running_seconds``, then ``outcome`` (``SUCCESS`` or ``FAILED`` with
+        ``status_detail``).  Plans queue up; without one the instance's ``resize`` plan applies."""
+        plan = make_plan(
+            {
+                "outcome": outcome,
+                "pending_seconds": pending_seconds,
+                "running_seconds": running_seconds,
+                "status_detail": status_detail,
+            }
+        )
+        self.state.plan_resize(instance_id, plan)
+
+    def plan_retry(
+        self,
+        instance_id: str,
+        outcome: str = "SUCCESS",
+        *,
+        pending_seconds: float = 5.0,
+        running_seconds: float = 20.0,
+        status_detail: str | None = None,
+    ) -> None:
+        """How the next retry of one of the instance's FAILED tasks runs (see
+        :meth:`plan_resize`)."""
+        plan = make_plan(
+            {
+                "outcome": outcome,
+                "pending_seconds": pending_seconds,
+                "running_seconds": running_seconds,
+                "status_detail": status_detail,
+            }
+        )
+        self.state.plan_retry(instance_id, plan)
+
+    def instance(self, instance_id: str) -> dict[str, Any] | None:
+        """The instance as ``ShowInstance`` would answer now (None when unknown)."""
+        return self.state.show_instance(instance_id)
 
     def advance(self, seconds: float) -> dt.datetime:
         """Move simulated time forward by ``seconds``; return the new simulated time."""

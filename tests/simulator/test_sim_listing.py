@@ -195,7 +195,7 @@ def test_unknown_task_and_instance_and_bad_ids(
 
 def test_unknown_api_path_is_an_apig_404(sim: IoTDASimulator, client: requests.Session) -> None:
     for response in (
-        client.get(f"{sim.url}/v5/iot/{PROJECT}/iotda-instances", timeout=5),
+        client.get(f"{sim.url}/v5/iot/{PROJECT}/iotda-devices", timeout=5),
         client.post(tasks_url(sim), json={}, timeout=5),
     ):
         assert response.status_code == 404

@@ -85,7 +85,7 @@ def test_errors_map_to_iotda_errors(iotda_api: ScriptedIoTDA, retry_sleeps: list
         asyncio.run(call())
     assert len(iotda_api.requests) == 1
     iotda_api.requests.clear()
-    iotda_api.script = [httpx.ConnectTimeout("slow")]
+    iotda_api.script = [httpx.ReadTimeout("slow")]
     with pytest.raises(IoTDATransportError, match="did not answer within 30 s"):
         asyncio.run(call())
     assert len(iotda_api.requests) == 4  # 1 + the connection's max_retries
