@@ -194,7 +194,7 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
                     poll.error or "IoTDA poll failed", final=poll.final, reason=poll.reason
                 )
             else:
-                event = waiting.found(_select(waiting.query, poll.tasks))
+                event = waiting.found(_select(waiting.query, poll.tasks), at=poll.polled_at)
             if event is None:
                 event = waiting.overdue(_now())
             if event is not None:
@@ -268,7 +268,7 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
                 except IoTDAError as exc:
                     event = waiting.poll_failed(str(exc), final=not is_retryable(exc))
                 else:
-                    event = waiting.found(task)
+                    event = waiting.found(task, at=_now())
                 now = _now()
                 event = event or waiting.overdue(now)
                 if event is not None:
@@ -299,8 +299,8 @@ class _Waiting:
     query: TaskQuery
     last_seen: InstanceTask | None = None
 
-    def found(self, task: InstanceTask | None) -> dict[str, Any] | None:
-        """The event for what one successful look found, or ``None``: wait on."""
+    def found(self, task: InstanceTask | None, *, at: float) -> dict[str, Any] | None:
+        """The event for what a successful look at ``at`` (epoch s) found, or ``None``."""
         trigger = self.trigger
         self.last_seen = task or self.last_seen
         decision = decide(
@@ -308,7 +308,7 @@ class _Waiting:
             query=self.query,
             success_statuses=trigger.success_statuses,
             failure_statuses=trigger.failure_statuses,
-            waited=_now() - trigger.started_at,
+            waited=at - trigger.started_at,
             not_found_timeout=trigger.not_found_timeout,
         )
         trigger.log.info("%s", decision.message)
