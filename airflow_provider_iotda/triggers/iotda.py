@@ -182,7 +182,7 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
         yield TriggerEvent(await self._outcome(self._follow(shared_stream)))  # type: ignore[no-untyped-call]
 
     async def _follow(self, shared_stream: AsyncIterator[Any]) -> dict[str, Any]:
-        waiting = _Waiting(self, self._query(self.instance_id))
+        waiting = _Waiting(self, self._query(self.instance_id), log_changes_only=True)
         while True:
             poll = await self._next_poll(shared_stream)
             if poll is None:  # the deadline passed before the next poll
@@ -298,11 +298,16 @@ class _Waiting:
     trigger: IoTDAInstanceTaskTrigger
     query: TaskQuery
     last_seen: InstanceTask | None = None
+    #: Log a look only when what it found differs from the previous look (shared polls: 1,000
+    #: triggers would otherwise write 1,000 unchanged lines per interval); else every look.
+    log_changes_only: bool = False
+    _last_logged: tuple[str | None, str | None, int | None] | None = None
 
     def found(self, task: InstanceTask | None, *, at: float) -> dict[str, Any] | None:
         """The event for what a successful look at ``at`` (epoch s) found, or ``None``."""
         trigger = self.trigger
         self.last_seen = task or self.last_seen
+        seen = (task.task_id, task.status, task.progress) if task is not None else (None,) * 3
         decision = decide(
             task,
             query=self.query,
@@ -311,7 +316,9 @@ class _Waiting:
             waited=at - trigger.started_at,
             not_found_timeout=trigger.not_found_timeout,
         )
-        trigger.log.info("%s", decision.message)
+        if decision.done or not self.log_changes_only or seen != self._last_logged:
+            trigger.log.info("%s", decision.message)
+            self._last_logged = seen
         if decision.state == "not_found":
             return {"status": "error", "reason": "not_found", "message": decision.message}
         if decision.done and decision.task is not None:

@@ -179,6 +179,21 @@ def test_filter_success_after_pending_and_running(fake_clock: FakeClock) -> None
     assert any("is RUNNING; waited 30 s" in line for line in lines)
 
 
+def test_filter_logs_a_look_only_when_the_task_changed(fake_clock: FakeClock) -> None:
+    """1,000 triggers on shared polls would write 1,000 unchanged lines per interval; the
+    standalone run() logs every look, as before."""
+    statuses = [("PENDING", None), ("PENDING", None), ("RUNNING", 40), ("RUNNING", 40)]
+    polls = [polled(history(s, progress=p)) for s, p in statuses] + [polled(history("SUCCESS"))]
+    with capture_logs() as logs:
+        event = filtered(make_trigger(), polls, fake_clock)
+    assert event["status"] == "success"
+    lines = [e["event"] for e in logs if e["log_level"] == "info"]
+    assert len(lines) == 3
+    assert "is PENDING; waited 0 s" in lines[0]
+    assert "is RUNNING, progress 40%; waited 1 min 00 s" in lines[1]
+    assert "is SUCCESS" in lines[2]
+
+
 def test_filter_picks_its_own_task(fake_clock: FakeClock) -> None:
     polls = [polled(history("SUCCESS"))]
     event = filtered(make_trigger(instance_task_id=OLD_MODIFY_ID), polls, fake_clock)
