@@ -35,7 +35,7 @@ from typing import Any
 from airflow_provider_iotda import validation
 from airflow_provider_iotda.compat import BaseEventTrigger, TriggerEvent
 from airflow_provider_iotda.errors import IoTDAError
-from airflow_provider_iotda.models import InstanceTask, select_task
+from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import is_retryable
 from airflow_provider_iotda.triggers.shared_poll import InstancePoll, poll_instance, stream_key
 from airflow_provider_iotda.waiting import (
@@ -194,7 +194,7 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
                     poll.error or "IoTDA poll failed", final=poll.final, reason=poll.reason
                 )
             else:
-                event = waiting.found(_select(waiting.query, poll.tasks), at=poll.polled_at)
+                event = waiting.found(waiting.query.find(poll.tasks), at=poll.polled_at)
             if event is None:
                 event = waiting.overdue(_now())
             if event is not None:
@@ -259,12 +259,7 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
             while True:
                 poll_started = _now()
                 try:
-                    task = await hook.find_instance_task(
-                        query.instance_id,
-                        instance_task_id=query.instance_task_id,
-                        instance_task_type=query.instance_task_type,
-                        created_after=query.created_after,
-                    )
+                    task = await hook.find_task(query)
                 except IoTDAError as exc:
                     event = waiting.poll_failed(str(exc), final=not is_retryable(exc))
                 else:
@@ -279,16 +274,6 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
                 if self.deadline is not None:
                     pause = min(pause, self.deadline - now)
                 await _sleep(pause)
-
-
-def _select(query: TaskQuery, tasks: Iterable[InstanceTask]) -> InstanceTask | None:
-    """The task ``query`` means among ``tasks`` (one poll's list), or ``None``."""
-    return select_task(
-        tasks,
-        instance_task_id=query.instance_task_id,
-        instance_task_type=query.instance_task_type,
-        created_after=query.created_after,
-    )
 
 
 @dataclass

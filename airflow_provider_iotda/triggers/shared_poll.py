@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from airflow_provider_iotda import api, validation
+from airflow_provider_iotda import validation
 from airflow_provider_iotda.errors import IoTDAError
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import is_retryable
@@ -152,14 +152,10 @@ async def poll_instance(
 
 async def _poll_once(hook: IoTDAAsyncHook, instance_id: str, started: float) -> InstancePoll:
     try:
-        instance = await hook.resolve_instance_id(instance_id)
-        walk = api.PageWalk(instance)
-        tasks: list[InstanceTask] = []
-        while not walk.done:
-            tasks += walk.take(await hook.list_instance_tasks(instance, marker=walk.marker))
+        tasks = tuple([task async for task in hook.iter_instance_tasks(instance_id)])
     except Exception as exc:
         return _failed(instance_id, started, exc)
-    return InstancePoll(instance_id=instance, tasks=tuple(tasks), polled_at=started)
+    return InstancePoll(instance_id=instance_id, tasks=tasks, polled_at=started)
 
 
 def _failed(instance_id: str, started: float, exc: Exception) -> InstancePoll:
