@@ -170,7 +170,7 @@ class GcPauses:
 
 @dataclass
 class PollTrace:
-    """Start and end of every ``find_instance_task`` call (one poll), per hook (= per trigger).
+    """Start and end of every ``find_task`` call (one poll), per hook (= per trigger).
 
     A thin timing wrapper around the hook method; it changes nothing in what the hook does.
     """
@@ -180,7 +180,7 @@ class PollTrace:
     def install(self) -> Any:
         from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 
-        original = IoTDAAsyncHook.find_instance_task
+        original = IoTDAAsyncHook.find_task
         calls = self.calls
 
         async def traced(hook: Any, *args: Any, **kwargs: Any) -> Any:
@@ -190,8 +190,8 @@ class PollTrace:
             finally:
                 calls.setdefault(id(hook), []).append((started, time.perf_counter()))
 
-        IoTDAAsyncHook.find_instance_task = traced  # type: ignore[method-assign,assignment]
-        return lambda: setattr(IoTDAAsyncHook, "find_instance_task", original)
+        IoTDAAsyncHook.find_task = traced  # type: ignore[method-assign,assignment]
+        return lambda: setattr(IoTDAAsyncHook, "find_task", original)
 
     def durations(self) -> list[float]:
         return [end - start for polls in self.calls.values() for start, end in polls]

@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own fresh process, and print one summary table.
 
-    .venv/bin/python benchmarks/run_all.py            # the full run (about 3-4 minutes on 2 cores)
+    .venv/bin/python benchmarks/run_all.py            # the full run (about 6 minutes on 2 cores)
     .venv/bin/python benchmarks/run_all.py --quick    # a smoke run (under a minute)
     .venv/bin/python benchmarks/run_all.py --only triggerer,signing
 
@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "triggerer": ("bench_triggerer.py", "3. triggerer capacity"),
     "fanout": ("bench_fanout.py", "4. audit fan-out"),
     "signing": ("bench_signing.py", "5. signing"),
+    "shared": ("bench_shared_polls.py", "6. shared polls"),
 }
 TIMEOUT_S = 900
 

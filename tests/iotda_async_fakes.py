@@ -84,3 +84,17 @@ def shared_state() -> dict[str, int]:
         "clients": len(share.clients),
         "free_permits": share.semaphore._value,
     }
+
+
+async def run_shared(manager: Any, trigger_id: int, trigger: Any) -> list[Any]:
+    """What Airflow 3.3's ``TriggerRunner.run_trigger`` does with a trigger that has a shared-
+    stream key: subscribe to ``manager`` (a ``SharedStreamManager``), feed the subscription to
+    ``filter_shared_stream``, then unsubscribe and clean up.  Returns the events' payloads."""
+    key = trigger.shared_stream_key()
+    assert key is not None, "the trigger opted out of sharing"
+    stream = manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+    try:
+        return [event.payload async for event in trigger.filter_shared_stream(stream)]
+    finally:
+        await manager.unsubscribe(trigger_id, key)
+        await trigger.cleanup()

@@ -13,7 +13,11 @@ hooks in a loop share:
 * one ``asyncio.Semaphore`` of :data:`MAX_IN_FLIGHT` permits in front of the client.  httpx's
   pool spends CPU in proportion to (requests queued x connections) on every event, so
   ~1,000 requests must never queue inside httpx; they wait on the semaphore instead, and the
-  pool always has a connection free for a request that got a permit.
+  pool always has a connection free for a request that got a permit;
+* the validated connection (:class:`~airflow_provider_iotda.config.IoTDAConnectionConfig`) per
+  connection ID, read once (concurrent first readers wait for the same read) and kept for
+  :data:`CONFIG_TTL` seconds, so 1,000 hooks starting at once read, validate and mask a
+  connection once instead of 1,000 times; a failed read is not kept.
 
 Nothing here blocks the event loop: the connection comes from ``BaseHook.aget_connection``,
 secrets are masked with ``amask_secret`` and bodies are streamed (and capped at
@@ -23,7 +27,9 @@ secrets are masked with ``amask_secret`` and bodies are streamed (and capped at
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -58,6 +64,10 @@ MAX_IN_FLIGHT = 16
 MAX_CONNECTIONS = 100
 #: Seconds an idle pooled connection is kept for the next poll.
 KEEPALIVE_EXPIRY = 30.0
+#: Seconds a connection read by one hook of a loop serves the loop's other hooks; a connection
+#: edited in Airflow reaches new hooks after at most this long.  0 turns the cache off (every
+#: hook reads the connection itself).
+CONFIG_TTL = 60.0
 
 
 def _new_client(verify: bool) -> httpx.AsyncClient:
@@ -81,6 +91,10 @@ class _LoopShare:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     clients: dict[bool, httpx.AsyncClient] = field(default_factory=dict)
     users: int = 0
+    #: conn_id -> (monotonic expiry, the read: done or in flight)
+    configs: dict[str, tuple[float, asyncio.Future[IoTDAConnectionConfig]]] = field(
+        default_factory=dict
+    )
 
     async def client(self, verify: bool) -> httpx.AsyncClient:
         client = self.clients.get(verify)
@@ -91,6 +105,32 @@ class _LoopShare:
                     client = await asyncio.to_thread(_new_client, verify)
                     self.clients[verify] = client
         return client
+
+    async def config(
+        self, conn_id: str, read: Callable[[], Coroutine[Any, Any, IoTDAConnectionConfig]]
+    ) -> IoTDAConnectionConfig:
+        """The connection ``conn_id`` as ``read`` returns it, read once per :data:`CONFIG_TTL`."""
+        if CONFIG_TTL <= 0:
+            return await read()
+        loop = asyncio.get_running_loop()
+        entry = self.configs.get(conn_id)
+        if entry is None or entry[0] <= loop.time():
+            # A task of its own: a hook that is cancelled while waiting (its trigger was
+            # cancelled) does not cancel the read the loop's other hooks wait for.
+            task = loop.create_task(read(), name=f"iotda-read-connection[{conn_id}]")
+            task.add_done_callback(functools.partial(self._forget_failed_read, conn_id))
+            entry = (loop.time() + CONFIG_TTL, task)
+            self.configs[conn_id] = entry
+        return await asyncio.shield(entry[1])
+
+    def _forget_failed_read(
+        self, conn_id: str, read: asyncio.Future[IoTDAConnectionConfig]
+    ) -> None:
+        """A read that failed is not kept (every waiter got its error; the next hook retries)."""
+        if read.cancelled() or read.exception() is not None:
+            entry = self.configs.get(conn_id)
+            if entry is not None and entry[1] is read:
+                del self.configs[conn_id]
 
 
 _SHARES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = (
@@ -121,6 +161,16 @@ async def _release_share(share: _LoopShare) -> None:
         await client.aclose()
 
 
+def forget_connection(conn_id: str) -> None:
+    """Drop the running loop's cached read of ``conn_id``: the next hook reads it again.
+
+    For a caller that got an answer suggesting the connection changed (401/403).
+    """
+    share = _SHARES.get(asyncio.get_running_loop())
+    if share is not None:
+        share.configs.pop(conn_id, None)
+
+
 async def _amask(secrets: list[str]) -> None:
     from airflow_provider_iotda.compat import amask_secret
 
@@ -149,16 +199,30 @@ class IoTDAAsyncHook(IoTDABaseHook):
     _share: _LoopShare | None = None
 
     async def get_config(self) -> IoTDAConnectionConfig:
-        """The validated connection (read once); the SK and token are masked in logs."""
+        """The validated connection (read once); the SK and token are masked in logs.
+
+        Inside ``async with``, the loop's hooks share one read per :data:`CONFIG_TTL` (unless
+        the hook was given its ``config``).
+        """
         if self._config is None:
             config = self._given_config
-            if config is None:
-                conn = await BaseHook.aget_connection(self.iotda_conn_id)
-                config = IoTDAConnectionConfig.from_connection(conn)
+            if config is not None:
+                await _amask(config.secrets())
+            else:
+                share = self._share
+                if share is None:
+                    config = await self._read_config()
+                else:
+                    config = await share.config(self.iotda_conn_id, self._read_config)
                 self._warn_if_unverified(config)
-            await _amask(config.secrets())
             self._config = config
         return self._config
+
+    async def _read_config(self) -> IoTDAConnectionConfig:
+        conn = await BaseHook.aget_connection(self.iotda_conn_id)
+        config = IoTDAConnectionConfig.from_connection(conn)
+        await _amask(config.secrets())
+        return config
 
     async def resolve_instance_id(self, instance_id: str | None) -> str:
         """``instance_id`` validated, or the connection's default instance."""

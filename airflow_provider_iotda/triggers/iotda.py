@@ -1,14 +1,23 @@
 """``IoTDAInstanceTaskTrigger``: the deferrable half of ``IoTDAInstanceTaskSensor``.
 
-Polls the instance's task list with :class:`~airflow_provider_iotda.hooks.iotda_async.
-IoTDAAsyncHook` (one request per poll, never blocking the event loop) and yields exactly one
-event, a dict with ``status``:
+Waits for one task of an instance and yields exactly one event, a dict with ``status``:
 
 * ``"success"``: ``task`` (the task's ``to_dict()``) and ``message``;
 * ``"failed"``: ``task`` and ``message`` (ID, type, instance, ``status_detail``);
 * ``"timeout"``: ``message`` and ``task`` (last seen, or ``None``);
 * ``"error"``: ``reason`` (``"not_found"``, ``"iotda"``, ``"invalid"`` or ``"exception"``) and
   ``message``.
+
+Two ways to look at the task list, with the same events:
+
+* **shared** (Airflow 3.3's triggerer): the trigger returns a ``shared_stream_key`` of
+  (connection, instance, poll interval), so the triggerer polls each instance once per interval
+  for all the triggers waiting on it (:mod:`airflow_provider_iotda.triggers.shared_poll`) and
+  hands every poll to :meth:`IoTDAInstanceTaskTrigger.filter_shared_stream`;
+* **standalone** (:meth:`IoTDAInstanceTaskTrigger.run`: Airflow 3.1 and 3.2, ``dag.test()``, a
+  trigger without an explicit ``instance_id``): the trigger polls by itself with
+  :class:`~airflow_provider_iotda.hooks.iotda_async.IoTDAAsyncHook` (one request per poll,
+  never blocking the event loop).
 
 The outcome of each poll comes from :func:`airflow_provider_iotda.waiting.decide`, the
 function the sensor's ``poke`` uses.
@@ -19,14 +28,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_iotda import validation
-from airflow_provider_iotda.compat import BaseTrigger, TriggerEvent
+from airflow_provider_iotda.compat import BaseEventTrigger, TriggerEvent
 from airflow_provider_iotda.errors import IoTDAError
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import is_retryable
+from airflow_provider_iotda.triggers.shared_poll import InstancePoll, poll_instance, stream_key
 from airflow_provider_iotda.waiting import (
     DEFAULT_FAILURE_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
@@ -59,11 +70,12 @@ def _first_poll_delay(poll_interval: float) -> float:
     return random.uniform(0, poll_interval)
 
 
-class IoTDAInstanceTaskTrigger(BaseTrigger):
+class IoTDAInstanceTaskTrigger(BaseEventTrigger):
     """Wait for an IoTDA instance task to reach a success or failure status.
 
     :param iotda_conn_id: connection of type ``huaweicloud_iotda``.
-    :param instance_id: the instance (``None``: the connection's ``instance_id``).
+    :param instance_id: the instance (``None``: the connection's ``instance_id``; such a trigger
+        polls on its own, since the instance is known only once the connection is read).
     :param instance_task_id: the task's ID; or
     :param instance_task_type: the newest task of this type (e.g. ``"MODIFY"``) ...
     :param created_after: ... created at or after this ISO-8601 time.
@@ -74,7 +86,13 @@ class IoTDAInstanceTaskTrigger(BaseTrigger):
     :param deadline: epoch seconds after which a ``timeout`` event is sent (``None``: never).
     :param not_found_timeout: seconds after ``started_at`` that a task that is not listed is
         tolerated (``None``: until the deadline).
+
+    A ``BaseEventTrigger`` only for Airflow 3.3's shared polls; it is a deferred task's trigger,
+    not an asset watcher, so it keeps running in the task's triggerer queue
+    (:attr:`supports_triggerer_queue`, which ``BaseEventTrigger`` turns off).
     """
+
+    supports_triggerer_queue: bool = True
 
     def __init__(
         self,
@@ -134,33 +152,105 @@ class IoTDAInstanceTaskTrigger(BaseTrigger):
             },
         )
 
+    # -- shared polls (Airflow 3.3's triggerer) ------------------------------------------------
+
+    def shared_stream_key(self) -> Hashable | None:
+        """(connection, instance, poll interval): triggers that agree share one poll.
+
+        ``None`` (poll alone, in :meth:`run`) when no instance is given (the connection names
+        it) or the values are invalid (:meth:`run` then sends the ``invalid`` error event).
+        """
+        if not self.instance_id:
+            return None
+        try:
+            return stream_key(self.iotda_conn_id, self.instance_id, self.poll_interval)
+        except ValueError:
+            return None
+
+    @classmethod
+    def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[InstancePoll]:
+        """The group's poll loop: :func:`~airflow_provider_iotda.triggers.shared_poll.
+        poll_instance` on the kwargs' connection, instance and interval (the key's fields)."""
+        return poll_instance(
+            kwargs["iotda_conn_id"], kwargs["instance_id"], kwargs["poll_interval"]
+        )
+
+    async def filter_shared_stream(
+        self, shared_stream: AsyncIterator[Any]
+    ) -> AsyncIterator[TriggerEvent]:
+        """Judge each shared poll for this trigger's task; yield one event, as :meth:`run`."""
+        yield TriggerEvent(await self._outcome(self._follow(shared_stream)))  # type: ignore[no-untyped-call]
+
+    async def _follow(self, shared_stream: AsyncIterator[Any]) -> dict[str, Any]:
+        waiting = _Waiting(self, self._query(self.instance_id), log_changes_only=True)
+        while True:
+            poll = await self._next_poll(shared_stream)
+            if poll is None:  # the deadline passed before the next poll
+                return waiting.timed_out(_now())
+            if not isinstance(poll, InstancePoll):
+                raise TypeError(f"the shared stream sent {type(poll).__name__}, not InstancePoll")
+            if poll.tasks is None:
+                event = waiting.poll_failed(
+                    poll.error or "IoTDA poll failed", final=poll.final, reason=poll.reason
+                )
+            else:
+                event = waiting.found(waiting.query.find(poll.tasks), at=poll.polled_at)
+            if event is None:
+                event = waiting.overdue(_now())
+            if event is not None:
+                return event
+
+    async def _next_poll(self, shared_stream: AsyncIterator[Any]) -> Any:
+        """The next poll, or ``None`` once the deadline has passed without one."""
+        try:
+            if self.deadline is None:
+                return await anext(shared_stream)
+            remaining = self.deadline - _now()
+            if remaining <= 0:
+                return None
+            try:
+                async with asyncio.timeout(remaining):
+                    return await anext(shared_stream)
+            except TimeoutError:
+                return None
+        except StopAsyncIteration:
+            raise RuntimeError("the shared IoTDA poll ended") from None
+
+    # -- standalone -----------------------------------------------------------------------------
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task finishes, the deadline passes or an error; yield one event."""
+        yield TriggerEvent(await self._outcome(self._wait()))  # type: ignore[no-untyped-call]
+
+    async def _outcome(self, waiting: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """The event of a wait; errors become error events (the sensor must learn of them)."""
         try:
-            event = await self._wait()
+            return await waiting
         except ValueError as exc:
-            event = {"status": "error", "reason": "invalid", "message": str(exc)}
+            return {"status": "error", "reason": "invalid", "message": str(exc)}
         except Exception as exc:  # never die silently: the sensor must learn what happened
             self.log.exception("IoTDA trigger failed unexpectedly")
-            event = {
+            return {
                 "status": "error",
                 "reason": "exception",
                 "message": f"IoTDA trigger failed: {type(exc).__name__}: {exc}",
             }
-        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    def _query(self, instance: str | None) -> TaskQuery:
+        return TaskQuery.build(
+            instance,
+            instance_task_id=self.instance_task_id,
+            instance_task_type=self.instance_task_type,
+            created_after=self.created_after,
+        )
 
     async def _wait(self) -> dict[str, Any]:
         from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 
         async with IoTDAAsyncHook(self.iotda_conn_id) as hook:
             instance = await hook.resolve_instance_id(self.instance_id)
-            query = TaskQuery.build(
-                instance,
-                instance_task_id=self.instance_task_id,
-                instance_task_type=self.instance_task_type,
-                created_after=self.created_after,
-            )
-            last_seen: InstanceTask | None = None
+            waiting = _Waiting(self, self._query(instance))
+            query = waiting.query
             delay = _first_poll_delay(self.poll_interval)
             if self.deadline is not None:
                 delay = min(delay, max(0.0, self.deadline - _now()))
@@ -169,51 +259,84 @@ class IoTDAInstanceTaskTrigger(BaseTrigger):
             while True:
                 poll_started = _now()
                 try:
-                    task = await hook.find_instance_task(
-                        query.instance_id,
-                        instance_task_id=query.instance_task_id,
-                        instance_task_type=query.instance_task_type,
-                        created_after=query.created_after,
-                    )
+                    task = await hook.find_task(query)
                 except IoTDAError as exc:
-                    if not is_retryable(exc):
-                        return {"status": "error", "reason": "iotda", "message": str(exc)}
-                    self.log.warning("IoTDA did not answer this poll (%s); polling on", exc)
+                    event = waiting.poll_failed(str(exc), final=not is_retryable(exc))
                 else:
-                    last_seen = task or last_seen
-                    decision = decide(
-                        task,
-                        query=query,
-                        success_statuses=self.success_statuses,
-                        failure_statuses=self.failure_statuses,
-                        waited=_now() - self.started_at,
-                        not_found_timeout=self.not_found_timeout,
-                    )
-                    self.log.info("%s", decision.message)
-                    if decision.state == "not_found":
-                        return {
-                            "status": "error",
-                            "reason": "not_found",
-                            "message": decision.message,
-                        }
-                    if decision.done and decision.task is not None:
-                        return {
-                            "status": decision.state,
-                            "task": decision.task.to_dict(),
-                            "message": decision.message,
-                        }
+                    event = waiting.found(task, at=_now())
                 now = _now()
-                if self.deadline is not None and now >= self.deadline:
-                    return {
-                        "status": "timeout",
-                        "message": timeout_message(
-                            query, now - self.started_at, self.deadline - self.started_at
-                        ),
-                        "task": last_seen.to_dict() if last_seen is not None else None,
-                    }
+                event = event or waiting.overdue(now)
+                if event is not None:
+                    return event
                 # Polls start every poll_interval (the poll's own duration is not added on), so a
                 # task is seen within one interval of finishing, however slow the answers are.
                 pause = max(0.0, poll_started + self.poll_interval - now)
                 if self.deadline is not None:
                     pause = min(pause, self.deadline - now)
                 await _sleep(pause)
+
+
+@dataclass
+class _Waiting:
+    """One trigger's wait: what each look at the task list means (both ways of looking)."""
+
+    trigger: IoTDAInstanceTaskTrigger
+    query: TaskQuery
+    last_seen: InstanceTask | None = None
+    #: Log a look only when what it found differs from the previous look (shared polls: 1,000
+    #: triggers would otherwise write 1,000 unchanged lines per interval); else every look.
+    log_changes_only: bool = False
+    _last_logged: tuple[str | None, str | None, int | None] | None = None
+
+    def found(self, task: InstanceTask | None, *, at: float) -> dict[str, Any] | None:
+        """The event for what a successful look at ``at`` (epoch s) found, or ``None``."""
+        trigger = self.trigger
+        self.last_seen = task or self.last_seen
+        seen = (task.task_id, task.status, task.progress) if task is not None else (None,) * 3
+        decision = decide(
+            task,
+            query=self.query,
+            success_statuses=trigger.success_statuses,
+            failure_statuses=trigger.failure_statuses,
+            waited=at - trigger.started_at,
+            not_found_timeout=trigger.not_found_timeout,
+        )
+        if decision.done or not self.log_changes_only or seen != self._last_logged:
+            trigger.log.info("%s", decision.message)
+            self._last_logged = seen
+        if decision.state == "not_found":
+            return {"status": "error", "reason": "not_found", "message": decision.message}
+        if decision.done and decision.task is not None:
+            return {
+                "status": decision.state,
+                "task": decision.task.to_dict(),
+                "message": decision.message,
+            }
+        return None
+
+    def poll_failed(
+        self, message: str, *, final: bool, reason: str | None = None
+    ) -> dict[str, Any] | None:
+        """The error event of a look that failed for good, or ``None`` (logged): poll on."""
+        if final:
+            return {"status": "error", "reason": reason or "iotda", "message": message}
+        self.trigger.log.warning("IoTDA did not answer this poll (%s); polling on", message)
+        return None
+
+    def overdue(self, now: float) -> dict[str, Any] | None:
+        """The timeout event once the deadline has passed, else ``None``."""
+        deadline = self.trigger.deadline
+        if deadline is not None and now >= deadline:
+            return self.timed_out(now)
+        return None
+
+    def timed_out(self, now: float) -> dict[str, Any]:
+        trigger = self.trigger
+        deadline = trigger.deadline if trigger.deadline is not None else now
+        return {
+            "status": "timeout",
+            "message": timeout_message(
+                self.query, now - trigger.started_at, deadline - trigger.started_at
+            ),
+            "task": self.last_seen.to_dict() if self.last_seen is not None else None,
+        }

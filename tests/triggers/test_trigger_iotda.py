@@ -137,13 +137,13 @@ def test_polls_keep_their_cadence_when_answers_are_slow(
 ) -> None:
     """Each poll starts poll_interval after the previous one started: a 4 s answer shortens the
     pause to 26 s, so a finished task is seen within one interval, not interval + answer time."""
-    real_find = iotda_async.IoTDAAsyncHook.find_instance_task
+    real_find = iotda_async.IoTDAAsyncHook.find_task
 
     async def slow_find(self: Any, *args: Any, **kwargs: Any) -> Any:
         fake_clock.now += 4.0  # the answer takes 4 s
         return await real_find(self, *args, **kwargs)
 
-    monkeypatch.setattr(iotda_async.IoTDAAsyncHook, "find_instance_task", slow_find)
+    monkeypatch.setattr(iotda_async.IoTDAAsyncHook, "find_task", slow_find)
     fake_clock.now = START
     iotda_api.script = [history("PENDING"), history("RUNNING"), history("SUCCESS")]
     event = run_trigger(make_trigger(poll_interval=30))
