@@ -443,7 +443,7 @@ class IoTDAInstanceTaskEventTrigger(BaseEventTrigger):
         poll_interval: float = 60.0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        if isinstance(instance_id, str) and ("{{" in instance_id or "{%" in instance_id):
+        if validation.is_template(instance_id):
             raise ValueError(
                 f"instance_id must be the instance's ID itself; got {instance_id!r} "
                 "(asset watchers are not rendered: no templates)"

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
-from iotda_test_values import TEST_INSTANCE
+from iotda_async_fakes import FakeClock, ScriptedIoTDA
+from iotda_test_values import TEST_INSTANCE, page, task_json
 
 from airflow_provider_iotda import compat, task_events
 from airflow_provider_iotda.models import InstanceTask
@@ -20,8 +21,6 @@ from airflow_provider_iotda.triggers.iotda import (
     IoTDAInstanceTaskEventTrigger,
 )
 from airflow_provider_iotda.triggers.shared_poll import InstancePoll
-
-from .trigger_support import FakeClock, ScriptedIoTDA, page, task_json
 
 A = "0a1b2c3d-0000-4000-8000-00000000000a"
 B = "0a1b2c3d-0000-4000-8000-00000000000b"
