@@ -353,3 +353,41 @@ def test_run_polls_every_page_and_fires_for_a_task_on_a_later_page(
     assert len(iotda_api.requests) == 4
     assert "marker=00000001-0000-4000-8000-000000000001" in str(iotda_api.requests[3].url)
     assert trigger_module.EVENT_CLASSPATH.endswith(type(trigger).__name__)
+
+
+@pytest.mark.skipif(not compat.HAS_SHARED_STREAMS, reason="shared streams are Airflow 3.3+")
+def test_watchers_of_one_instance_share_one_poll_through_airflows_manager(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    opened: list[tuple[Any, ...]] = []
+
+    async def fake_poll(*args: Any) -> AsyncIterator[InstancePoll]:
+        opened.append(args)
+        yield poll(task(A, "RUNNING"), task(B, "RUNNING"))
+        yield poll(task(A, "SUCCESS"), task(B, "FAILED"))
+        await asyncio.Event().wait()  # a shared poll never ends
+
+    monkeypatch.setattr(shared_poll, "poll_instance", fake_poll)
+    on_success = watcher(FakeStateStore(), statuses="SUCCESS", poll_interval=5)
+    on_failure = watcher(FakeStateStore(), statuses="FAILED", poll_interval=5)
+    assert on_success.shared_stream_key() == on_failure.shared_stream_key()
+
+    async def scenario() -> list[list[str]]:
+        manager = SharedStreamManager()
+        key = on_success.shared_stream_key()
+        streams = [
+            trigger.filter_shared_stream(manager.subscribe(trigger_id=i, trigger=trigger, key=key))
+            for i, trigger in enumerate([on_success, on_failure])
+        ]
+        try:
+            events = [await asyncio.wait_for(anext(s), timeout=10) for s in streams]
+        finally:
+            for i in range(len(streams)):
+                await manager.unsubscribe(i, key)
+            await manager.stop_all()
+        return [[e.payload["task"]["task_id"], e.payload["task"]["status"]] for e in events]
+
+    assert asyncio.run(scenario()) == [[A, "SUCCESS"], [B, "FAILED"]]
+    assert opened == [("iotda_default", TEST_INSTANCE, 5.0)]  # one poll for both
