@@ -28,10 +28,19 @@ Try it against the local simulator::
     export IOTDA_EXAMPLE_INSTANCE_ID=3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01
     airflow standalone   # or api-server, scheduler, dag-processor and triggerer
 
-then add a task with the simulator's control endpoint (``POST /_sim/tasks``, see
-docs/simulator.md) and watch a run start when it finishes.  A watcher's arguments cannot be
-templated (it runs with no DAG-run context): the instance ID is read from the environment when
-the file is parsed, as any other constant of a DAG file.
+The simulator starts empty: create the instance, so the watcher's first look finds it, then,
+once the triggerer has logged that first look, add a task (docs/simulator.md, the control
+endpoint) and watch a run start when it finishes, 20 s later::
+
+    curl -s -XPOST localhost:8787/_sim/instances \
+        -d '{"instance_id": "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01"}'
+    curl -s -XPOST localhost:8787/_sim/tasks -d '{"instance_id":
+        "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01", "type": "MODIFY",
+        "timeline": [["PENDING", 0], ["RUNNING", 5], ["SUCCESS", 20]]}'
+
+``IOTDA_EXAMPLE_EVENT_POLL_INTERVAL=5`` makes the demo quicker.  A watcher's arguments cannot
+be templated (it runs with no DAG-run context): the instance ID is read from the environment
+when the file is parsed, as any other constant of a DAG file.
 """
 
 from __future__ import annotations
