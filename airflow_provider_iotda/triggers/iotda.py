@@ -341,6 +341,8 @@ class _Waiting:
             ),
             "task": self.last_seen.to_dict() if self.last_seen is not None else None,
         }
+
+
 EVENT_CLASSPATH = "airflow_provider_iotda.triggers.iotda.IoTDAInstanceTaskEventTrigger"
 
 #: Seconds between handing an event to the triggerer and remembering it as reported: the
