@@ -143,7 +143,7 @@ class AirflowStack:
     # -- waiting ---------------------------------------------------------------------------------
 
     def wait_for(
-        self, what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.25
+        self, what: str, probe: Callable[[], T | None], timeout: float = 120.0, every: float = 0.25
     ) -> T:
         """Call ``probe`` until it returns something not None (or falsy-but-not-None)."""
         deadline = time.monotonic() + timeout
@@ -159,7 +159,7 @@ class AirflowStack:
                 )
             time.sleep(every)
 
-    def wait_healthy(self, timeout: float = 90.0) -> None:
+    def wait_healthy(self, timeout: float = 180.0) -> None:
         url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
 
         def healthy() -> bool | None:

@@ -25,7 +25,7 @@ from airflow_provider_iotda.simulator import IoTDASimulator
 
 from .airflow_stack import REPO, AirflowStack, running_stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 DAG_ID = "on_instance_task_finished"
 INSTANCE = "e2e0c0de-0000-4000-8000-000000000001"
@@ -70,7 +70,7 @@ def wait_remembered(stack: AirflowStack, task_id: str, status: str) -> None:
         memory = task_events.Memory.from_json(value)
         return (memory is not None and memory.statuses.get(task_id) == status) or None
 
-    stack.wait_for(f"{task_id} {status} in the asset state store", remembered, 60)
+    stack.wait_for(f"{task_id} {status} in the asset state store", remembered)
 
 
 def wait_for_run(stack: AirflowStack, number: int) -> tuple[int, str]:
@@ -84,7 +84,7 @@ def wait_run_finished(stack: AirflowStack, run_id: str) -> dict[str, Any]:
         runs = {r[1]: r[2] for r in stack.dag_runs(DAG_ID)}
         return stack.task_states(DAG_ID, run_id) if runs[run_id] in {"success", "failed"} else None
 
-    states = stack.wait_for(f"run {run_id} to finish", finished, 90)
+    states = stack.wait_for(f"run {run_id} to finish", finished, 180)
     runs = {r[1]: r[2] for r in stack.dag_runs(DAG_ID)}
     assert runs[run_id] == "success", f"{states}\n{stack.all_log_tails()}"
     return states
@@ -106,7 +106,7 @@ def test_a_finished_task_starts_one_run_and_a_restart_loses_and_repeats_nothing(
     resize = sim.add_task(INSTANCE, "MODIFY", [("PENDING", 0), ("RUNNING", 0), ("SUCCESS", 100)])
 
     # The DAG is parsed, its watcher runs and takes its first look: history starts nothing.
-    stack.wait_for("the watcher's first poll", lambda: sim.counters.requests > 0 or None, 120)
+    stack.wait_for("the watcher's first poll", lambda: sim.counters.requests > 0 or None, 180)
     if compat.HAS_ASSET_STATE_STORE:
         wait_remembered(stack, resize, "RUNNING")
     wait_for_polls(stack, sim, 2)
@@ -147,7 +147,7 @@ def test_a_finished_task_starts_one_run_and_a_restart_loses_and_repeats_nothing(
     else:
         # 3.1/3.2 (no asset state store): a new first look, so it is history; the next is news.
         stack.wait_for(
-            "the restarted watcher", lambda: sim.counters.requests > polls_before + 2 or None, 120
+            "the restarted watcher", lambda: sim.counters.requests > polls_before + 2 or None, 180
         )
         assert len(stack.dag_runs(DAG_ID)) == 1
         late = sim.add_task(INSTANCE, "UPDATE_ALLOW_LISTS", [("PENDING", 0), ("SUCCESS", 1)])
