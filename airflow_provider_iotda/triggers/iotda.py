@@ -32,8 +32,9 @@ from collections.abc import AsyncIterator, Awaitable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_iotda import validation
+from airflow_provider_iotda import task_events, validation
 from airflow_provider_iotda.compat import BaseEventTrigger, TriggerEvent
+from airflow_provider_iotda.config import DEFAULT_CONN_ID
 from airflow_provider_iotda.errors import IoTDAError
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import is_retryable
@@ -340,3 +341,219 @@ class _Waiting:
             ),
             "task": self.last_seen.to_dict() if self.last_seen is not None else None,
         }
+
+
+EVENT_CLASSPATH = "airflow_provider_iotda.triggers.iotda.IoTDAInstanceTaskEventTrigger"
+
+#: Seconds between handing an event to the triggerer and remembering it as reported: the
+#: triggerer writes events to the metadata DB on its next loop (about a second), while state
+#: store writes go at once; remembering first would lose the event in a crash in between.
+PERSIST_GRACE = 5.0
+
+
+class _MemoryStore:
+    """Where a watcher keeps its :class:`~airflow_provider_iotda.task_events.Memory`.
+
+    Airflow 3.3: the asset state store the triggerer gives the trigger (one key per watcher),
+    so the memory survives triggerer restarts.  Otherwise (3.1, 3.2, a trigger shared by
+    several assets, a store that fails) in this process only.
+    """
+
+    def __init__(self, trigger: IoTDAInstanceTaskEventTrigger, key: str) -> None:
+        self._trigger = trigger
+        self._key = key
+        self._store = getattr(trigger, "asset_state_store", None)
+        if self._store is None:
+            trigger.log.info(
+                "No asset state store (Airflow %s): the watcher remembers reported tasks in "
+                "memory only; after a triggerer restart it takes a new first look",
+                _airflow_version(),
+            )
+
+    @property
+    def durable(self) -> bool:
+        return self._store is not None
+
+    def _give_up(self, action: str, exc: Exception) -> None:
+        self._trigger.log.warning(
+            "Could not %s the asset state store (%s: %s); the watcher remembers reported tasks "
+            "in memory only",
+            action,
+            type(exc).__name__,
+            exc,
+        )
+        self._store = None
+
+    async def load(self) -> task_events.Memory | None:
+        if self._store is None:
+            return None
+        try:
+            value = await self._store.aget(self._key, None)
+        except Exception as exc:  # ValueError: one trigger watches several assets
+            self._give_up("read", exc)
+            return None
+        memory = task_events.Memory.from_json(value)
+        if value is not None and memory is None:
+            self._trigger.log.warning(
+                "Ignoring unreadable state %r under %s: taking a first look", value, self._key
+            )
+        return memory
+
+    async def save(self, memory: task_events.Memory) -> None:
+        if self._store is None:
+            return
+        try:
+            await self._store.aset(self._key, memory.to_json())
+        except Exception as exc:
+            self._give_up("write", exc)
+
+
+def _airflow_version() -> str:
+    from airflow_provider_iotda.compat import airflow_version
+
+    return airflow_version()
+
+
+class IoTDAInstanceTaskEventTrigger(BaseEventTrigger):
+    """Fire once for each task of an instance that finishes: for asset watchers.
+
+    ``Asset(..., watchers=[AssetWatcher("name", IoTDAInstanceTaskEventTrigger(...))])``
+    starts the asset's DAGs when a task of ``instance_id`` reaches one of ``statuses``.  The
+    event's payload (``triggering_asset_events[asset][i].extra["payload"]``) is
+    ``{"instance_id", "task": <the task's to_dict()>, "previous_status"}``.
+
+    Tasks already finished at the watcher's first look are history and never fire; a task
+    fires again only if its status changes again (a FAILED task retried to SUCCESS).  On
+    Airflow 3.3 what was reported is kept in the asset state store, so a task that finished
+    while the triggerer was down fires once when it is back.  See the README, "Start a DAG
+    when a task finishes", for what older Airflow guarantees.
+
+    :param instance_id: the instance (required, not templated: watchers get no context).
+    :param iotda_conn_id: connection of type ``huaweicloud_iotda``.
+    :param task_types: only tasks of these types (default: all).
+    :param statuses: the statuses that fire (default ``SUCCESS`` and ``FAILED``).
+    :param poll_interval: seconds between polls of the task list.
+    """
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        iotda_conn_id: str = DEFAULT_CONN_ID,
+        task_types: Iterable[str] | str | None = None,
+        statuses: Iterable[str] | str = task_events.DEFAULT_EVENT_STATUSES,
+        poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if validation.is_template(instance_id):
+            raise ValueError(
+                f"instance_id must be the instance's ID itself; got {instance_id!r} "
+                "(asset watchers are not rendered: no templates)"
+            )
+        self.instance_id = validation.instance_id(instance_id)
+        self.iotda_conn_id = validation.conn_id(iotda_conn_id)
+        types = validation.task_types(task_types) if task_types is not None else None
+        self.task_types = sorted(types) if types is not None else None
+        self.statuses = sorted(validation.task_statuses(statuses))
+        self.poll_interval = validation.positive_number(poll_interval, "poll_interval")
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and kwargs; sorted lists, so equal watchers serialise (and hash) equally."""
+        return (
+            EVENT_CLASSPATH,
+            {
+                "instance_id": self.instance_id,
+                "iotda_conn_id": self.iotda_conn_id,
+                "task_types": list(self.task_types) if self.task_types is not None else None,
+                "statuses": list(self.statuses),
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    @property
+    def watch_spec(self) -> task_events.WatchSpec:
+        types = frozenset(self.task_types) if self.task_types is not None else None
+        return task_events.WatchSpec(frozenset(self.statuses), types)
+
+    # -- shared polls (Airflow 3.3) --------------------------------------------------------------
+
+    def shared_stream_key(self) -> Hashable | None:
+        """The poll shared with every watcher and deferred sensor of this instance."""
+        from airflow_provider_iotda import compat
+
+        if not compat.HAS_SHARED_STREAMS:
+            return None
+        from airflow_provider_iotda.triggers.shared_poll import stream_key
+
+        return stream_key(self.iotda_conn_id, self.instance_id, self.poll_interval)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """The group's poll (``kwargs``: any member's; only the key's fields are used)."""
+        from airflow_provider_iotda.triggers.shared_poll import poll_instance
+
+        async for poll in poll_instance(
+            kwargs["iotda_conn_id"], kwargs["instance_id"], float(kwargs["poll_interval"])
+        ):
+            yield poll
+
+    async def filter_shared_stream(
+        self, shared_stream: AsyncIterator[Any]
+    ) -> AsyncIterator[TriggerEvent]:
+        """This watcher's events from the shared polls."""
+        async for event in self._events(shared_stream):
+            yield event
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Without shared streams (Airflow 3.1, 3.2): drive a poll of its own."""
+        from airflow_provider_iotda.triggers.shared_poll import poll_instance
+
+        polls = poll_instance(self.iotda_conn_id, self.instance_id, self.poll_interval)
+        async for event in self._events(polls):
+            yield event
+
+    # -- the events ------------------------------------------------------------------------------
+
+    async def _events(self, polls: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        spec = self.watch_spec
+        store = _MemoryStore(
+            self, task_events.memory_key(self.iotda_conn_id, self.instance_id, spec)
+        )
+        memory = await store.load()
+        saved = memory
+        if memory is not None:
+            self.log.info(
+                "Watching instance %s; %d task(s) remembered from before",
+                self.instance_id,
+                len(memory.statuses),
+            )
+        async for poll in polls:
+            if poll.tasks is None:
+                level = self.log.error if poll.final else self.log.warning
+                level("Could not list the tasks of instance %s: %s", self.instance_id, poll.error)
+                continue
+            result = task_events.look(memory, poll.tasks, spec)
+            if memory is None:
+                history = sum(
+                    1 for t in poll.tasks if spec.watches(t) and t.status in spec.statuses
+                )
+                self.log.info(
+                    "First look at instance %s: %d finished task(s) are history, not news",
+                    self.instance_id,
+                    history,
+                )
+            for news in result.news:
+                self.log.info(
+                    "%s task %s of instance %s is %s",
+                    news.task.type,
+                    news.task.task_id,
+                    self.instance_id,
+                    news.task.status,
+                )
+                yield TriggerEvent(task_events.event_payload(self.instance_id, news))  # type: ignore[no-untyped-call]
+            memory = result.memory
+            if result.news and store.durable:
+                await _sleep(PERSIST_GRACE)
+            if memory != saved:
+                await store.save(memory)
+                saved = memory
