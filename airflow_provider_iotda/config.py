@@ -15,8 +15,14 @@ from airflow_provider_iotda import validation
 from airflow_provider_iotda.auth import (
     SDK_ALGORITHM,
     V11_ALGORITHM,
+    Algorithm,
     Credentials,
     uses_derived_signing,
+)
+from airflow_provider_iotda.credentials import (
+    CREDENTIAL_SOURCES,
+    CredentialSettings,
+    SourcedCredentials,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +36,14 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRIES_LIMIT = 10
 AUTH_MODES = ("aksk", "derived", "auto")
+#: Extras choosing where the AK/SK comes from (see ``credentials.py``).
+CREDENTIAL_EXTRAS = (
+    "credentials",
+    "metadata_endpoint",
+    "sts_endpoint",
+    "pod_identity_endpoint",
+    "credentials_file",
+)
 EXTRA_FIELDS = (
     "region",
     "project_id",
@@ -40,14 +54,19 @@ EXTRA_FIELDS = (
     "timeout",
     "verify",
     "max_retries",
+    *CREDENTIAL_EXTRAS,
 )
 
 
 @dataclass(frozen=True)
 class IoTDAConnectionConfig:
-    """Everything needed to call IoTDA, read from one Airflow connection."""
+    """Everything needed to call IoTDA, read from one Airflow connection.
 
-    credentials: Credentials
+    ``credentials`` is the connection's own AK/SK; it is ``None`` when
+    ``credential_settings.source`` names another source (fetched by the hooks).
+    """
+
+    credentials: Credentials | None
     endpoint: str
     project_id: str
     instance_id: str | None = None
@@ -57,6 +76,30 @@ class IoTDAConnectionConfig:
     verify: bool = True
     max_retries: int = DEFAULT_MAX_RETRIES
     conn_id: str = field(default=DEFAULT_CONN_ID, compare=False)
+    credential_settings: CredentialSettings = field(default_factory=CredentialSettings)
+    algorithm: Algorithm = SDK_ALGORITHM
+
+    def static_credentials(self) -> SourcedCredentials | None:
+        """The connection's own AK/SK as a sourced credential (``None`` for other sources)."""
+        own = self.credentials
+        if own is None:
+            return None
+        return SourcedCredentials(
+            own.access_key, own.secret_key, own.security_token, source="connection"
+        )
+
+    def signing_credentials(self, sourced: SourcedCredentials) -> Credentials:
+        """What :func:`~airflow_provider_iotda.auth.sign_request` needs for ``sourced``."""
+        own = self.credentials
+        if own is not None and sourced.source == "connection":
+            return own
+        return Credentials(
+            sourced.access_key,
+            sourced.secret_key,
+            security_token=sourced.security_token,
+            algorithm=self.algorithm,
+            region=self.region,
+        )
 
     def resolve_instance_id(self, instance_id: str | None) -> str:
         """``instance_id`` validated, or this connection's default instance."""
@@ -112,10 +155,12 @@ class IoTDAConnectionConfig:
                 f"allowed: {', '.join(EXTRA_FIELDS)}"
             )
         where = f"connection {conn_id!r}"
-        if not access_key:
-            raise ValueError(f"{where}: login (the Access Key, AK) is empty")
-        if not secret_key:
-            raise ValueError(f"{where}: password (the Secret Key, SK) is empty")
+        settings = _credential_settings(extras, where)
+        if settings.source == "connection":
+            if not access_key:
+                raise ValueError(f"{where}: login (the Access Key, AK) is empty")
+            if not secret_key:
+                raise ValueError(f"{where}: password (the Secret Key, SK) is empty")
         region = _optional(extras, "region", validation.region, where)
         endpoint = extras.get("endpoint") or host
         if endpoint:
@@ -134,12 +179,17 @@ class IoTDAConnectionConfig:
         if derived and not region:
             raise ValueError(f"{where}: extra 'region' is required for derived (V11) signing")
         token = extras.get("security_token") or None
-        credentials = Credentials(
-            str(access_key),
-            str(secret_key),
-            security_token=str(token) if token else None,
-            algorithm=V11_ALGORITHM if derived else SDK_ALGORITHM,
-            region=region,
+        algorithm: Algorithm = V11_ALGORITHM if derived else SDK_ALGORITHM
+        credentials = (
+            Credentials(
+                str(access_key),
+                str(secret_key),
+                security_token=str(token) if token else None,
+                algorithm=algorithm,
+                region=region,
+            )
+            if settings.source == "connection"
+            else None
         )
         instance = extras.get("instance_id") or None
         timeout = extras.get("timeout")
@@ -165,11 +215,39 @@ class IoTDAConnectionConfig:
             if retries not in (None, "")
             else DEFAULT_MAX_RETRIES,
             conn_id=conn_id,
+            credential_settings=settings,
+            algorithm=algorithm,
         )
 
     def secrets(self) -> list[str]:
         """The values that must be masked wherever Airflow logs."""
-        return [s for s in (self.credentials.secret_key, self.credentials.security_token) if s]
+        own = self.credentials
+        if own is None:
+            return []
+        return [s for s in (own.secret_key, own.security_token) if s]
+
+
+def _credential_settings(extras: Mapping[str, Any], where: str) -> CredentialSettings:
+    """The ``credentials`` extra and its endpoint overrides, validated."""
+    source = validation.one_of(
+        extras.get("credentials") or "connection", f"{where}: extra credentials", CREDENTIAL_SOURCES
+    )
+    urls: dict[str, str | None] = {}
+    for key in ("metadata_endpoint", "sts_endpoint", "pod_identity_endpoint"):
+        value = extras.get(key)
+        urls[key] = (
+            _endpoint(
+                str(value), f"{where}: extra {key}", allow_path=key == "pod_identity_endpoint"
+            )
+            if value not in (None, "")
+            else None
+        )
+    path = extras.get("credentials_file")
+    if path not in (None, "") and not isinstance(path, str):
+        raise ValueError(
+            f"{where}: extra credentials_file must be a file path (a string); got {path!r}"
+        )
+    return CredentialSettings(source=source, credentials_file=path or None, **urls)
 
 
 def _extras(conn: Connection) -> dict[str, Any]:
@@ -200,7 +278,7 @@ def _optional(extras: Mapping[str, Any], key: str, check: Any, where: str) -> An
     return check(value, f"{where}: extra {key}") if value not in (None, "") else None
 
 
-def _endpoint(value: str, where: str) -> str:
+def _endpoint(value: str, where: str, *, allow_path: bool = False) -> str:
     url = value.strip()
     if "://" not in url:
         url = "https://" + url
@@ -212,10 +290,10 @@ def _endpoint(value: str, where: str) -> str:
             "https://iotda-mgmt.cn-north-4.myhuaweicloud.com or http://127.0.0.1:8787; "
             f"got {value!r}"
         )
-    if parts.query or parts.fragment or (parts.path not in ("", "/")):
+    if parts.query or parts.fragment or (parts.path not in ("", "/") and not allow_path):
         raise ValueError(f"{where}: endpoint must have no path, query or fragment; got {value!r}")
     try:
         parts.port  # noqa: B018 - raises on an invalid port
     except ValueError as exc:
         raise ValueError(f"{where}: endpoint has an invalid port; got {value!r}") from exc
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc}{parts.path if allow_path else ''}"

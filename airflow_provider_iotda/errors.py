@@ -33,6 +33,7 @@ class IoTDAError(Exception):
         self.error_code = error_code
         self.error_msg = error_msg
         self.request_id = request_id
+        self.server_date: str | None = None
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keep the attributes when the exception crosses a process boundary.
@@ -106,6 +107,14 @@ class IoTDAPaginationError(IoTDAError):
     """The service repeated a page marker; following it would loop forever."""
 
 
+class IoTDACredentialsError(IoTDAError):
+    """No credentials: the chosen source lacks them, or its endpoint failed."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retryable = retryable
+
+
 _HINTS = {
     401: " Check the AK/SK pair, and the clock of this machine: IoTDA rejects a request whose "
     "X-Sdk-Date is more than 15 minutes off.",
@@ -160,6 +169,8 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
     else:
         cls = _CLIENT_ERRORS.get(status, IoTDAClientError)
     error = cls(message, status=status, error_code=code, error_msg=msg, request_id=request_id)
+    #: The answer's ``Date`` header: the clock-skew correction compares it with ours.
+    error.server_date = _header(headers, "Date")
     if isinstance(error, IoTDAThrottledError):
         error.retry_after = parse_retry_after(_header(headers, "Retry-After"))
     return error

@@ -66,6 +66,45 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Retries on 429, 5xx, timeouts and dropped connections.",
         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10, "default": 3},
     },
+    "credentials": {
+        "label": "Credentials source",
+        "description": "connection (AK/SK above, default), env, profile, ecs_metadata, "
+        "pod_identity, oidc or auto (Huawei SDK's chain); other than connection, AK/SK may "
+        "be empty.",
+        "schema": {
+            "type": "string",
+            "enum": [
+                "connection",
+                "env",
+                "profile",
+                "ecs_metadata",
+                "pod_identity",
+                "oidc",
+                "auto",
+            ],
+            "default": "connection",
+        },
+    },
+    "metadata_endpoint": {
+        "label": "ECS metadata endpoint",
+        "description": "Overrides http://169.254.169.254 (credentials=ecs_metadata).",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "sts_endpoint": {
+        "label": "STS endpoint",
+        "description": "Overrides HUAWEICLOUD_SDK_STS_ENDPOINT (credentials=oidc).",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "pod_identity_endpoint": {
+        "label": "Pod identity URI",
+        "description": "Overrides HC_CONTAINER_CREDENTIALS_FULL_URI (credentials=pod_identity).",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "credentials_file": {
+        "label": "Credentials file",
+        "description": "Overrides HUAWEICLOUD_SDK_CREDENTIALS_FILE / ~/.huaweicloud/credentials.",
+        "schema": {"type": ["string", "null"]},
+    },
 }
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_iotda import validation
+from airflow_provider_iotda.clock import ClockOffset
 from airflow_provider_iotda.config import CONN_TYPE, DEFAULT_CONN_ID, IoTDAConnectionConfig
 from airflow_provider_iotda.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow_provider_iotda.credentials import SourcedCredentials
 
 
 class IoTDABaseHook(BaseHook):
@@ -50,6 +55,16 @@ class IoTDABaseHook(BaseHook):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(iotda_conn_id={self.iotda_conn_id!r})"
+
+    @cached_property
+    def clock(self) -> ClockOffset:
+        """This hook's clock-skew correction (the async hook shares one per loop instead)."""
+        return ClockOffset()
+
+    @staticmethod
+    def _source_note(sourced: SourcedCredentials | None) -> str:
+        """`` (credentials from env)`` for test_connection's messages."""
+        return f" (credentials from {sourced.source})" if sourced is not None else ""
 
     def _policy_for(self, config: IoTDAConnectionConfig) -> RetryPolicy:
         """The policy given to the hook, else one with the connection's ``max_retries``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +20,7 @@ from airflow_provider_iotda.auth import (
     sign_request,
 )
 from airflow_provider_iotda.config import IoTDAConnectionConfig
+from airflow_provider_iotda.credentials import CredentialCache
 from airflow_provider_iotda.errors import (
     IoTDAAuthError,
     IoTDAClientError,
@@ -44,24 +45,38 @@ T = TypeVar("T")
 
 
 class SigningAuth(requests.auth.AuthBase):
-    """``requests`` auth that signs every request (each retry afresh) just before it is sent."""
+    """``requests`` auth that signs every request (each retry afresh) just before it is sent.
 
-    def __init__(self, credentials: Credentials) -> None:
+    ``credentials`` is fixed credentials or a callable returning the ones to use now
+    (temporary credentials are refreshed there); ``now`` gives the (clock-corrected) time.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials | Callable[[], Credentials],
+        now: Callable[[], dt.datetime | None] | None = None,
+    ) -> None:
         self.credentials = credentials
+        self.now = now
 
     def __repr__(self) -> str:
-        return f"SigningAuth(access_key={self.credentials.access_key!r})"
+        credentials = self.credentials
+        if isinstance(credentials, Credentials):
+            return f"SigningAuth(access_key={credentials.access_key!r})"
+        return "SigningAuth(<credentials fetched when signing>)"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         stale = {"authorization", DATE_HEADER.lower(), SECURITY_TOKEN_HEADER.lower()}
         body = request.body
+        credentials = self.credentials
         request.headers.update(
             sign_request(
-                self.credentials,
+                credentials if isinstance(credentials, Credentials) else credentials(),
                 request.method or "GET",
                 request.url or "",
                 {k: v for k, v in request.headers.items() if k.lower() not in stale},
                 body if isinstance(body, bytes | str) else None,
+                now=self.now() if self.now is not None else None,
             )
         )
         return request
@@ -96,6 +111,22 @@ class IoTDAHook(IoTDABaseHook):
         _mask(config.secrets())
         return config
 
+    @cached_property
+    def credential_cache(self) -> CredentialCache:
+        """Where this hook's AK/SK comes from; temporary ones are refreshed before expiry."""
+        config = self.config
+
+        def warn(error: Exception) -> None:
+            self.log.warning("Refreshing the credentials failed, using the current ones: %s", error)
+
+        return CredentialCache(
+            config.credential_settings, config.static_credentials(), on_refresh_failure=warn
+        )
+
+    def _credentials(self) -> Credentials:
+        """The credentials to sign with now (fetched or refreshed when due)."""
+        return self.config.signing_credentials(self.credential_cache.get(self.clock.now()))
+
     @property
     def retry_policy(self) -> RetryPolicy:
         return self._policy_for(self.config)
@@ -105,7 +136,7 @@ class IoTDAHook(IoTDABaseHook):
         if self._session is None:
             config = self.config
             session = requests.Session()
-            session.auth = SigningAuth(config.credentials)
+            session.auth = SigningAuth(self._credentials, self.clock.signing_time)
             session.verify = config.verify
             # Only our own headers (as Huawei's SDK sends them): nothing hop-by-hop gets signed.
             session.headers = requests.structures.CaseInsensitiveDict(
@@ -163,6 +194,12 @@ class IoTDAHook(IoTDABaseHook):
         """Send ``call`` and parse its answer, retrying as the one retry rule allows."""
         for attempt in (policy or self.retry_policy).retrying(self.log, method=call.method):
             with attempt:
+                try:
+                    return call.parse(self._send_once(call))
+                except IoTDAAuthError as exc:
+                    # A clock over 5 min off: sign once more with the service's time.
+                    if not self.clock.learn(exc, self.log, self.iotda_conn_id):
+                        raise
                 return call.parse(self._send_once(call))
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
@@ -335,14 +372,14 @@ class IoTDAHook(IoTDABaseHook):
             # One attempt: a connection test should answer fast.
             result = self._call(call, RetryPolicy(max_retries=0))
         except IoTDAAuthError as exc:
-            return False, f"Credentials rejected: {exc}"
+            return False, f"Credentials rejected{self._used_source()}: {exc}"
         except IoTDAForbiddenError as exc:
-            return False, f"Access denied: {exc}"
+            return False, f"Access denied{self._used_source()}: {exc}"
         except IoTDAClientError as exc:
             if config.instance_id is None and exc.status in (400, 404):
                 return True, (
-                    f"Credentials accepted by {config.endpoint} (project {config.project_id}); "
-                    "the connection names no instance_id"
+                    f"Credentials accepted by {config.endpoint} (project {config.project_id})"
+                    f"{self._used_source()}; the connection names no instance_id"
                 )
             return False, str(exc)
         except IoTDATransportError as exc:
@@ -351,7 +388,11 @@ class IoTDAHook(IoTDABaseHook):
             return False, str(exc)
         return True, (
             f"Connected to {config.endpoint}: instance {instance} lists {result.count} task(s)"
+            f"{self._used_source()}"
         )
+
+    def _used_source(self) -> str:
+        return self._source_note(self.credential_cache.current)
 
 
 def _is_read_timeout(error: requests.RequestException) -> bool:

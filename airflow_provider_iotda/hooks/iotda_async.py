@@ -36,10 +36,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from airflow.sdk import BaseHook
 
-from airflow_provider_iotda import api, validation
-from airflow_provider_iotda.auth import sign_request
+from airflow_provider_iotda import api, credentials, validation
+from airflow_provider_iotda.auth import Credentials, sign_request
+from airflow_provider_iotda.clock import ClockOffset, shared_offset
 from airflow_provider_iotda.config import IoTDAConnectionConfig
 from airflow_provider_iotda.errors import (
+    IoTDAAuthError,
     IoTDATransportError,
 )
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
@@ -228,6 +230,24 @@ class IoTDAAsyncHook(IoTDABaseHook):
         """``instance_id`` validated, or the connection's default instance."""
         return (await self.get_config()).resolve_instance_id(instance_id)
 
+    @property
+    def clock(self) -> ClockOffset:
+        """The clock-skew correction shared by every async hook of this connection in the loop."""
+        return shared_offset(self.iotda_conn_id)
+
+    async def credential_cache(self) -> credentials.AsyncCredentialCache:
+        """The loop's credentials of this connection: one fetch serves every trigger."""
+        config = await self.get_config()
+        return credentials.shared(
+            self.iotda_conn_id, config.credential_settings, config.static_credentials()
+        )
+
+    async def _acredentials(self) -> Credentials:
+        """The credentials to sign with now (fetched without blocking the loop when due)."""
+        config = await self.get_config()
+        cache = await self.credential_cache()
+        return config.signing_credentials(await cache.get(self.clock.now()))
+
     # -- lifetime ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> IoTDAAsyncHook:
@@ -261,11 +281,12 @@ class IoTDAAsyncHook(IoTDABaseHook):
             # Signed after waiting for a permit, so X-Sdk-Date is fresh; the URL string is sent
             # as is (every part is validated and already encoded), so what is signed is sent.
             headers = sign_request(
-                config.credentials,
+                await self._acredentials(),
                 call.method,
                 call.url,
                 api.base_headers(config.project_id),
                 content,
+                now=self.clock.signing_time(),
             )
             try:
                 async with client.stream(
@@ -308,6 +329,12 @@ class IoTDAAsyncHook(IoTDABaseHook):
         try:
             async for attempt in policy.async_retrying(self.log, method=call.method):
                 with attempt:
+                    try:
+                        return call.parse(await self._send_once(share, call))
+                    except IoTDAAuthError as exc:
+                        # A clock over 5 min off: sign once more with the service's time.
+                        if not self.clock.learn(exc, self.log, self.iotda_conn_id):
+                            raise
                     return call.parse(await self._send_once(share, call))
         finally:
             if temporary:

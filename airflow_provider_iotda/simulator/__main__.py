@@ -74,6 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-skew", type=float, default=900.0, help="allowed X-Sdk-Date skew (s, 900)"
     )
+    parser.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        help="seconds the gateway's clock is ahead of this machine's (negative: behind)",
+    )
+    parser.add_argument(
+        "--credential-ttl",
+        type=float,
+        default=3600.0,
+        help="lifetime of issued temporary credentials (s, 3600)",
+    )
+    parser.add_argument(
+        "--oidc-token", action="append", default=[], help="accepted OIDC id token (repeatable)"
+    )
+    parser.add_argument("--pod-token", default=None, help="accepted pod identity token")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     return parser
 
@@ -113,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             faults=faults,
             max_skew_seconds=args.max_skew,
             log_level=args.log_level,
+            clock_offset=args.clock_offset,
+            credential_ttl=args.credential_ttl,
+            oidc_tokens=args.oidc_token,
+            pod_token=args.pod_token,
         )
         simulator.bind()
     except (ScenarioError, FaultConfigError, ValueError, OSError) as exc:

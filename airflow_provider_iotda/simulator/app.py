@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import hmac
 import json
 import os
@@ -26,6 +27,14 @@ from airflow_provider_iotda.auth import (
     query_pairs,
 )
 from airflow_provider_iotda.simulator.faults import FaultConfig, FaultConfigError
+from airflow_provider_iotda.simulator.identity import (
+    IDENTITY_PATHS,
+    METADATA_SECURITY_KEY_PATH,
+    METADATA_TOKEN_PATH,
+    OIDC_PATH,
+    POD_IDENTITY_PATH,
+    IdentityService,
+)
 from airflow_provider_iotda.simulator.scenario import (
     FLAVOR_TYPE_PATTERN,
     INSTANCE_ID_PATTERN,
@@ -138,9 +147,20 @@ def _int_param(
 class SimulatorApp:
     """ASGI entry point: counts requests, applies faults, then routes to the API or control app."""
 
-    def __init__(self, state: SimulatorState, auth: AuthSettings) -> None:
+    def __init__(
+        self, state: SimulatorState, auth: AuthSettings, identity: IdentityService | None = None
+    ) -> None:
         self.state = state
         self.auth = auth
+        self.identity = identity or IdentityService()
+        self.identity_app = Starlette(
+            routes=[
+                Route(METADATA_TOKEN_PATH, self.metadata_token, methods=["PUT"]),
+                Route(METADATA_SECURITY_KEY_PATH, self.metadata_security_key, methods=["GET"]),
+                Route(POD_IDENTITY_PATH, self.pod_identity, methods=["POST"]),
+                Route(OIDC_PATH, self.assume_with_oidc, methods=["POST"]),
+            ],
+        )
         handlers: dict[Any, Any] = {404: self._not_found, 405: self._not_found}
         self.api = Starlette(
             routes=[
@@ -176,6 +196,7 @@ class SimulatorApp:
                 ),
                 Route(CONTROL_PREFIX + "/faults", self.faults, methods=["GET", "POST"]),
                 Route(CONTROL_PREFIX + "/advance", self.advance, methods=["POST"]),
+                Route(CONTROL_PREFIX + "/clock", self.clock, methods=["GET", "POST"]),
                 Route(CONTROL_PREFIX + "/reset", self.reset, methods=["POST"]),
             ],
         )
@@ -187,9 +208,15 @@ class SimulatorApp:
             return
         path: str = scope["path"]
         request_id = os.urandom(16).hex().encode()
+        raw_send = send  # _drop_connection needs uvicorn's own send
+        send = _with_request_id(send, request_id, self.identity.now)
         if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
             self.state.record_request(path, control=True, method=scope["method"])
-            await self.control(scope, receive, _with_request_id(send, request_id))
+            await self.control(scope, receive, send)
+            return
+        if path in IDENTITY_PATHS:  # credential stand-ins: no faults, not API requests
+            self.state.record_request(path, control=True, method=scope["method"])
+            await self.identity_app(scope, receive, send)
             return
         self.state.record_request(path, control=False, method=scope["method"])
         state = self.state
@@ -197,7 +224,7 @@ class SimulatorApp:
         async def api_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state.record_status(int(message["status"]))
-            await _with_request_id(send, request_id)(message)
+            await send(message)
 
         decision = state.decide_fault()
         if decision.delay > 0:
@@ -207,7 +234,7 @@ class SimulatorApp:
         if kind is None:
             await self.api(scope, receive, api_send)
         elif kind == "drop":
-            await _drop_connection(scope, receive, send)
+            await _drop_connection(scope, receive, raw_send)
         elif kind == "429":
             await error_response(
                 429,
@@ -267,8 +294,24 @@ class SimulatorApp:
             return _auth_error(
                 "the Authorization header is not an SDK-HMAC-SHA256 or V11-HMAC-SHA256 signature"
             )
+        secret_key = auth.secret_key
         if not hmac.compare_digest(parsed.access_key.encode(), auth.access_key.encode()):
-            return _auth_error("the access key (AK) does not exist")
+            issued = self.identity.lookup(parsed.access_key)
+            if issued is None:
+                return _auth_error("the access key (AK) does not exist")
+            token = headers.get("x-security-token")
+            if token is None:
+                return _auth_error(
+                    "the access key is temporary: the request needs its X-Security-Token"
+                )
+            if not hmac.compare_digest(token.encode(), issued.security_token.encode()):
+                return _auth_error("the X-Security-Token does not belong to the access key")
+            if self.identity.now() >= issued.expires_at:
+                return _auth_error(
+                    "the security token has expired (at "
+                    f"{issued.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+                )
+            secret_key = issued.secret_key
         sdk_date = headers.get(DATE_HEADER.lower())
         if sdk_date is None:
             return _auth_error(f"the {DATE_HEADER} header is missing")
@@ -276,7 +319,7 @@ class SimulatorApp:
             signed_at = parse_sdk_date(sdk_date)
         except ValueError:
             return _auth_error(f"{DATE_HEADER} {sdk_date!r} is not of the form YYYYMMDDTHHMMSSZ")
-        now = dt.datetime.now(dt.UTC)
+        now = self.identity.now()
         skew = (signed_at - now).total_seconds()
         if abs(skew) > auth.max_skew_seconds:
             direction = "ahead of" if skew > 0 else "behind"
@@ -307,7 +350,7 @@ class SimulatorApp:
         try:
             expected = expected_authorization(
                 parsed,
-                auth.secret_key,
+                secret_key,
                 request.method,
                 raw_path.decode("latin-1"),
                 query,
@@ -506,8 +549,72 @@ class SimulatorApp:
         return JSONResponse({"status": "ok"})
 
     async def stats(self, request: Request) -> Response:
-        """``GET /_sim/stats``: counters, clock and faults."""
-        return JSONResponse(self.state.stats())
+        """``GET /_sim/stats``: counters, clock, faults and issued credentials."""
+        return JSONResponse({**self.state.stats(), "identity": self.identity.stats()})
+
+    async def clock(self, request: Request) -> Response:
+        """``GET /_sim/clock`` shows, ``POST`` sets ``{"offset": s, "credential_ttl": s}``."""
+        if request.method == "POST":
+            try:
+                data = await self._json(request)
+                for key in ("offset", "credential_ttl"):
+                    value = data.get(key)
+                    if value is not None and (
+                        isinstance(value, bool) or not isinstance(value, int | float)
+                    ):
+                        raise ScenarioError(f"{key} must be a number of seconds")
+                if data.get("credential_ttl") is not None:
+                    self.identity.set_credential_ttl(float(data["credential_ttl"]))
+                if data.get("offset") is not None:
+                    self.identity.set_clock_offset(float(data["offset"]))
+            except (ScenarioError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(
+            {
+                "offset": self.identity.clock_offset,
+                "credential_ttl": self.identity.credential_ttl,
+                "gateway_time": self.identity.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            }
+        )
+
+    # -- credential stand-ins ----------------------------------------------------------------
+
+    async def metadata_token(self, request: Request) -> Response:
+        """``PUT /meta-data/latest/api/token``: an IMDS token (404 when tokens are off)."""
+        token = self.identity.new_metadata_token()
+        if token is None:
+            return Response("Not Found", status_code=404)
+        return Response(token, media_type="text/plain")
+
+    async def metadata_security_key(self, request: Request) -> Response:
+        """``GET /openstack/latest/securitykey``: a temporary credential (IMDS token needed)."""
+        if not self.identity.metadata_token_valid(request.headers.get("x-metadata-token")):
+            return Response("Unauthorized: X-Metadata-Token missing or unknown", status_code=401)
+        return JSONResponse(self.identity.issue("ecs_metadata").answer())
+
+    async def pod_identity(self, request: Request) -> Response:
+        """``POST /cce/pod-identity/credentials`` with the pod's token as ``Authorization``."""
+        expected = self.identity.pod_token
+        given = request.headers.get("authorization", "")
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return JSONResponse({"error": "the pod identity token is not valid"}, status_code=401)
+        return JSONResponse(self.identity.issue("pod_identity").answer())
+
+    async def assume_with_oidc(self, request: Request) -> Response:
+        """``POST /v5/agencies/assume-with-oidc``: STS, for an accepted id token."""
+        try:
+            data = await self._json(request)
+        except ScenarioError as exc:
+            return error_response(400, "STS.0001", str(exc))
+        missing = [key for key in ("provider_urn", "agency_urn", "id_token") if not data.get(key)]
+        if missing:
+            return error_response(400, "STS.0001", f"missing: {', '.join(missing)}")
+        token = str(data["id_token"])
+        if not any(
+            hmac.compare_digest(token.encode(), good.encode()) for good in self.identity.oidc_tokens
+        ):
+            return error_response(401, "STS.0101", "the id_token is not valid")
+        return JSONResponse(self.identity.issue("oidc").answer("sts"))
 
     async def add_task(self, request: Request) -> Response:
         """``POST /_sim/tasks``: add a task; body = a scenario task plus ``instance_id``."""
@@ -591,12 +698,19 @@ class SimulatorApp:
         return JSONResponse({"status": "reset", "now": format_time(self.state.now())})
 
 
-def _with_request_id(send: Send, request_id: bytes) -> Send:
+def _with_request_id(
+    send: Send, request_id: bytes, now: Callable[[], dt.datetime] | None = None
+) -> Send:
+    """Add ``X-Request-Id`` and (on the gateway's clock) ``Date`` to the answer."""
+
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             if not any(name.lower() == b"x-request-id" for name, _ in headers):
                 headers.append((b"x-request-id", request_id))
+            if now is not None and not any(name.lower() == b"date" for name, _ in headers):
+                stamp = email.utils.format_datetime(now(), usegmt=True)
+                headers.append((b"date", stamp.encode()))
             message["headers"] = headers
         await send(message)
 

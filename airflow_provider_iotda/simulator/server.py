@@ -63,7 +63,11 @@ class IoTDASimulator:
     :class:`Scenario` or None (no instances); ``time_factor`` makes simulated time run faster
     (0 freezes it; :meth:`advance` moves it); ``seed`` makes faults and task IDs reproducible;
     ``tokens`` are accepted ``X-Auth-Token`` values; ``faults`` is the initial
-    :class:`FaultConfig` (or its dict form).
+    :class:`FaultConfig` (or its dict form).  The credential stand-ins (ECS metadata, pod
+    identity, STS; see :mod:`~airflow_provider_iotda.simulator.identity`) issue temporary
+    credentials valid ``credential_ttl`` seconds; ``oidc_tokens`` and ``pod_token`` are the
+    accepted id tokens and pod identity token; ``clock_offset`` puts the gateway's clock that
+    many seconds ahead of this machine's.
     """
 
     def __init__(
@@ -83,8 +87,22 @@ class IoTDASimulator:
         max_skew_seconds: float = 900.0,
         start_time: dt.datetime | None = None,
         log_level: str = "warning",
+        credential_ttl: float = 3600.0,
+        clock_offset: float = 0.0,
+        oidc_tokens: Iterable[str] = (),
+        pod_token: str | None = None,
+        metadata_token_required: bool = True,
     ) -> None:
         from airflow_provider_iotda.simulator.app import AuthSettings
+        from airflow_provider_iotda.simulator.identity import IdentityService
+
+        self.identity = IdentityService(
+            credential_ttl=credential_ttl,
+            clock_offset=clock_offset,
+            metadata_token_required=metadata_token_required,
+            oidc_tokens=frozenset(oidc_tokens),
+            pod_token=pod_token,
+        )
 
         self.auth = AuthSettings(
             access_key=ak,
@@ -160,7 +178,7 @@ class IoTDASimulator:
         from airflow_provider_iotda.simulator.app import SimulatorApp
 
         config = uvicorn.Config(
-            SimulatorApp(self.state, self.auth),
+            SimulatorApp(self.state, self.auth, self.identity),
             http=_counting_protocol(_http_protocol_class(), self.state),
             loop="asyncio",
             lifespan="off",
@@ -172,7 +190,7 @@ class IoTDASimulator:
             log_level=self.log_level,
             access_log=False,
             server_header=False,
-            date_header=True,
+            date_header=False,  # the app stamps Date on the gateway's (offset) clock
         )
         return uvicorn.Server(config)
 
@@ -369,5 +387,16 @@ class IoTDASimulator:
         return self.state.all_tasks(instance_id)
 
     def reset(self) -> None:
-        """Restart the clock, reload the scenario, restore the initial faults, zero counters."""
+        """Restart the clock, reload the scenario, restore the initial faults, zero counters;
+        forget issued credentials and restore the clock offset and credential TTL."""
         self.state.reset()
+        self.identity.reset()
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Put the gateway's clock (checks of X-Sdk-Date, ``Date`` answers, credential expiry)
+        ``seconds`` ahead of this machine's (negative: behind)."""
+        self.identity.set_clock_offset(seconds)
+
+    def set_credential_ttl(self, seconds: float) -> None:
+        """Lifetime of the temporary credentials issued from now on."""
+        self.identity.set_credential_ttl(seconds)

@@ -16,7 +16,7 @@ from airflow_provider_iotda.simulator.pytest_plugin import (  # noqa: F401  (fix
     iotda_simulator_server,
 )
 
-from .sim_helpers import AK, PROJECT, REGION, SK, TOKEN
+from .sim_helpers import AK, ID_TOKEN, POD_TOKEN, PROJECT, REGION, SK, TOKEN
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +31,8 @@ def iotda_simulator_config() -> dict[str, Any]:
         "time_factor": 0,
         "seed": 7,
         "region": REGION,
+        "oidc_tokens": [ID_TOKEN],
+        "pod_token": POD_TOKEN,
     }
 
 

@@ -11,6 +11,8 @@ from airflow_provider_iotda.simulator import IoTDASimulator
 AK = "SIMTESTACCESSKEY0001"
 SK = "SIMTESTSECRET-do-not-leak-4b1d"
 TOKEN = "SIMTESTTOKEN-do-not-leak-91cc"
+ID_TOKEN = "SIMTEST-OIDC-do-not-leak-02ab"
+POD_TOKEN = "SIMTEST-POD-do-not-leak-03cd"
 PROJECT = "0123456789abcdef0123456789abcdef"
 REGION = "cn-north-4"
 # The demo scenario's instances.
