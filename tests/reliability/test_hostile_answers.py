@@ -304,7 +304,8 @@ def test_trigger_against_a_silent_server_ends_with_a_timeout_event(
             iotda_conn_id="iotda_default",
             instance_task_id=TASK_ID,
             poll_interval=0.1,
-            deadline=time.time() + 1.0,
+            # Room for several 0.2 s timeouts even on a loaded machine.
+            deadline=time.time() + 3.0,
         )
 
         async def first_event() -> Any:
@@ -436,9 +437,10 @@ def test_sync_hook_bounds_a_trickling_server(monkeypatch: pytest.MonkeyPatch) ->
         )
         worker = threading.Thread(target=call, daemon=True)
         worker.start()
-        worker.join(3)
+        # The body deadline is 0.6 s; a trickle of 0.1 s a byte would go on for minutes.
+        worker.join(8)
         finished = not worker.is_alive()
     worker.join(10)  # the server is gone: the call ends now, one way or another
-    assert finished, "the call was still reading after 3 s"
+    assert finished, "the call was still reading after 8 s"
     assert isinstance(outcome[0], IoTDATransportError)
     assert "whole answer within 0.6 s" in str(outcome[0])
