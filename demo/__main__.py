@@ -2,10 +2,11 @@
 
 Steps: a temporary AIRFLOW_HOME with sqlite (``airflow db migrate``); the simulator with the
 demo scenario on a free loopback port; ``iotda_default`` pointed at it through the
-environment; ``airflow dags test`` for ``wait_for_modify`` (deferrable) and
-``audit_instance_tasks``; a table of the audit file; a scan of everything Airflow wrote for the
-demo's secret key.  The simulator is stopped on every exit path.  Exit code 0 only if both DAG
-runs succeeded and no secret leaked.
+environment; ``airflow dags test`` for ``wait_for_modify`` (deferrable sensor),
+``resize_and_wait`` (the resize ordered, its MODIFY task waited for in the triggerer, the new
+flavor read back) and ``audit_instance_tasks``; a table of the audit file; a scan of everything
+Airflow wrote for the demo's secret key.  The simulator is stopped on every exit path.  Exit
+code 0 only if every DAG run succeeded and no secret leaked.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def main() -> int:
     )
     simulator, url = start_simulator(env)
     transcript: list[str] = []
-    ok = {"wait_for_modify": False, "audit_instance_tasks": False}
+    ok = {"wait_for_modify": False, "resize_and_wait": False, "audit_instance_tasks": False}
     try:
         say(f"IoTDA simulator listening on {url} with {len(instances)} instances")
         env["AIRFLOW_CONN_IOTDA_DEFAULT"] = json.dumps(
@@ -178,6 +179,17 @@ def main() -> int:
         env["AIRFLOW_VAR_IOTDA_AUDIT_INSTANCE_IDS"] = json.dumps(instances)
         say("airflow dags test wait_for_modify  (deferrable sensor waits for the MODIFY task)")
         ok["wait_for_modify"] = run_dag_test(["wait_for_modify"], env, transcript)
+        # The demo's third instance (lab-west, iotda.standard.s2 x 1) gets a second unit.
+        resize_conf = {"instance_id": instances[2], "flavor_type": "iotda.standard.s2"}
+        say(
+            f"airflow dags test resize_and_wait  (resize {instances[2]} to iotda.standard.s2 x 2,"
+            " wait for its MODIFY task deferred, read the new flavor back)"
+        )
+        ok["resize_and_wait"] = run_dag_test(
+            ["resize_and_wait", "--conf", json.dumps({**resize_conf, "flavor_size": 2})],
+            env,
+            transcript,
+        )
         say("airflow dags test audit_instance_tasks  (yesterday's tasks of every instance)")
         ok["audit_instance_tasks"] = run_dag_test(["audit_instance_tasks"], env, transcript)
         audit_table(audit_base)
@@ -188,7 +200,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             simulator.kill()
     (home / "demo-transcript.log").write_text("".join(transcript))
-    say(f"full output of both DAG runs: {home / 'demo-transcript.log'}")
+    say(f"full output of the DAG runs: {home / 'demo-transcript.log'}")
     leaks = find_leaks(home, transcript)
     for leak in leaks:
         print(f"   SECRET LEAK: {leak}")
