@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iotda_test_values import endpoint_connection_json
+from iotda_test_values import endpoint_connection_json, failure_type
 
 from airflow_provider_iotda.simulator import IoTDASimulator
 
@@ -139,10 +139,12 @@ def test_resize_fails_at_once_on_a_modify_to_another_flavor(
     run, _ = sensor_run_dag("instance_operator_dags.py", "iotda_resize_poke")
     assert run.state == "failed"
     [failure] = _failures(tmp_path)
-    assert failure["type"] == "AirflowFailException"
+    assert _posts(sim) == 0
+    assert failure["type"] == failure_type("AirflowFailException")
+    if failure["type"] == "NoneType":
+        return  # Airflow 3.1/3.2: the callback is not told the error
     assert other in failure["message"]
     assert "iotda.standard.s3 x 1" in failure["message"]
-    assert _posts(sim) == 0
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])
@@ -155,10 +157,12 @@ def test_a_failed_resize_fails_with_its_status_detail(
     run, _ = sensor_run_dag("instance_operator_dags.py", f"iotda_resize_{mode}")
     assert run.state == "failed"
     [failure] = _failures(tmp_path)
-    assert failure["type"] == "AirflowFailException"
+    assert sim.instance(INSTANCE)["status"] == "MODIFY_FAILED"  # type: ignore[index]
+    assert failure["type"] == failure_type("AirflowFailException")
+    if failure["type"] == "NoneType":
+        return  # Airflow 3.1/3.2: the callback is not told the error
     assert "no quota in az1" in failure["message"]
     assert _modifies(sim)[0]["task_id"] in failure["message"]
-    assert sim.instance(INSTANCE)["status"] == "MODIFY_FAILED"  # type: ignore[index]
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])

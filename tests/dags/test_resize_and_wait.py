@@ -13,6 +13,7 @@ from iotda_test_values import (
     TEST_PROJECT,
     TEST_SK,
     advance_clock_after,
+    dag_bag,
     endpoint_connection_json,
 )
 
@@ -37,10 +38,7 @@ def demo_simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
 
 
 def test_example_dag_shape(airflow_db: Any) -> None:
-    from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=f"{settings.DAGS_FOLDER}/resize_and_wait.py")
+    bag = dag_bag("resize_and_wait.py")
     assert bag.import_errors == {}
     dag = bag.get_dag("resize_and_wait")
     assert dag is not None
