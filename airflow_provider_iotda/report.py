@@ -549,12 +549,11 @@ def time_ticks(start: dt.datetime, end: dt.datetime, most: int = 8) -> list[dt.d
     ]
 
 
-def _tick_label(moment: dt.datetime, start: dt.datetime, end: dt.datetime) -> str:
+def _tick_label(moment: dt.datetime) -> str:
+    """The date at midnight, else the time of day."""
     if moment.hour == 0 and moment.minute == 0:
         return moment.strftime("%b %d")
-    if start.date() == end.date():
-        return moment.strftime("%H:%M")
-    return moment.strftime("%d %H:%M")
+    return moment.strftime("%H:%M")
 
 
 # Timeline geometry (SVG user units; the SVG scales to the page width).
@@ -593,7 +592,7 @@ def _timeline_svg(tasks: Sequence[ReportTask], start: dt.datetime, end: dt.datet
         out.append(
             f'<line x1="{tx:.1f}" y1="{_AXIS - 4}" x2="{tx:.1f}" y2="{height}" stroke="#dfe3ea"/>'
             f'<text x="{tx:.1f}" y="{_AXIS - 9}" font-size="11" fill="#5b6478" '
-            f'text-anchor="middle">{_e(_tick_label(tick, start, end))}</text>'
+            f'text-anchor="middle">{_e(_tick_label(tick))}</text>'
         )
     for row, t in enumerate(tasks):
         y = _AXIS + row * _ROW

@@ -331,7 +331,7 @@ class TestObjectStorage:
         fs, bucket = memory_store
         destination = ObjectStoragePath(f"memory://{bucket}/report.html")
         summary = op(records=RECORDS, destination=destination).execute({})
-        assert summary["destination"] == f"memory://{bucket}/report.html"
+        assert summary["destination"] == str(destination)  # memory:/// on Airflow 3.1
         assert fs.exists(f"/{bucket}/report.html")
 
     def test_failed_upload_leaves_no_object(self, monkeypatch: pytest.MonkeyPatch) -> None:
