@@ -22,7 +22,6 @@ from airflow_provider_iotda.compat import AirflowException
 from airflow_provider_iotda.operators.iotda import (
     _UNSAFE_DESTINATION,
     _URL_SCHEME,
-    _is_template,
     write_object,
 )
 
@@ -198,7 +197,9 @@ class IoTDAInstanceTaskReportOperator(BaseOperator):
         """Validate the (rendered) fields; skip the ones still holding templates if asked."""
 
         def ready(*values: object) -> bool:
-            return not (only_literal and any(_is_template(v) or _is_xcom_arg(v) for v in values))
+            return not (
+                only_literal and any(validation.is_template(v) or _is_xcom_arg(v) for v in values)
+            )
 
         checked: dict[str, Any] = {}
         if ready(self.destination):

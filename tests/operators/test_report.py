@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_iotda import records
+from airflow_provider_iotda.compat import AirflowException
 from airflow_provider_iotda.get_provider_info import get_provider_info
 from airflow_provider_iotda.operators.report import IoTDAInstanceTaskReportOperator
 
