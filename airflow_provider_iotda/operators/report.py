@@ -247,10 +247,12 @@ class IoTDAInstanceTaskReportOperator(BaseOperator):
             target = ObjectStoragePath(destination)
             target.fs  # noqa: B018 - resolve the filesystem before reading anything
         except Exception as exc:
-            raise AirflowException(
-                f"Cannot write {destination}: {exc} (for s3:// -- Huawei OBS included -- install "
-                "apache-airflow-providers-amazon[s3fs])"
-            ) from exc
+            hint = (
+                " (S3 and Huawei OBS need apache-airflow-providers-amazon[s3fs])"
+                if destination.lower().startswith(("s3://", "s3a://"))
+                else ""
+            )
+            raise AirflowException(f"Cannot write {destination}: {exc}{hint}") from exc
 
         if "records" in checked:
             rows = checked["records"]

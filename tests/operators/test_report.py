@@ -260,6 +260,18 @@ class TestFailures:
         with pytest.raises(AirflowException, match=r"Cannot write nosuch://b/r.html: .*nosuch"):
             op(source=str(tmp_path / "absent.jsonl"), destination="nosuch://b/r.html").execute({})
 
+    def test_s3_without_the_amazon_provider_names_the_package(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from airflow.sdk.io import fs as airflow_fs
+
+        for key in [k for k in _STORE_CACHE if k.startswith("s3")]:
+            monkeypatch.delitem(_STORE_CACHE, key)
+        monkeypatch.setattr(airflow_fs, "_register_filesystems", lambda: {})  # no provider
+        url = "s3://aws_default@bucket/r.html"
+        with pytest.raises(AirflowException, match=r"apache-airflow-providers-amazon\[s3fs\]"):
+            op(source=str(tmp_path / "absent.jsonl"), destination=url).execute({})
+
     def test_failed_local_write_keeps_the_old_page(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
