@@ -146,6 +146,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_iotda.operators.iotda",
                     "airflow_provider_iotda.operators.instance",
+                    "airflow_provider_iotda.operators.report",
                 ],
             }
         ],
