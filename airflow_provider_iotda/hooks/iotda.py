@@ -19,7 +19,7 @@ from airflow_provider_iotda.auth import (
     Credentials,
     sign_request,
 )
-from airflow_provider_iotda.config import IoTDAConnectionConfig
+from airflow_provider_iotda.config import ConnectionFieldError, IoTDAConnectionConfig
 from airflow_provider_iotda.credentials import CredentialCache
 from airflow_provider_iotda.errors import (
     IoTDAAuthError,
@@ -364,7 +364,11 @@ class IoTDAHook(IoTDABaseHook):
             yield from walk.take(self.list_instances(limit=walk.limit, marker=walk.marker))
 
     def test_connection(self) -> tuple[bool, str]:
-        """Make one real list call (limit=1); ``(True, ...)`` when the credentials are accepted."""
+        """Make one real list call (limit=1); ``(True, ...)`` when the credentials are accepted.
+
+        The messages name the field at fault but never the connection ID: the form's Test
+        button runs this on a random temporary ID that means nothing to the user.
+        """
         try:
             config = self.config
             instance = config.instance_id or _PROBE_INSTANCE_ID
@@ -384,6 +388,8 @@ class IoTDAHook(IoTDABaseHook):
             return False, str(exc)
         except IoTDATransportError as exc:
             return False, str(exc)
+        except ConnectionFieldError as exc:
+            return False, exc.detail
         except (IoTDAError, ValueError) as exc:
             return False, str(exc)
         return True, (
