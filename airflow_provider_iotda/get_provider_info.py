@@ -160,6 +160,64 @@ CONN_FIELDS: dict[str, Any] = {
 }
 
 
+def hook_field_behaviour() -> dict[str, Any]:
+    """``UI_FIELD_BEHAVIOUR`` in the shape a hook's ``get_ui_field_behaviour`` returns (Airflow
+    3.1 reads that: snake_case keys, not the provider info's kebab-case)."""
+    return {
+        "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+        "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+        "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+    }
+
+
+def hook_form_widgets() -> dict[str, Any]:
+    """``CONN_FIELDS`` as wtforms fields, for Airflow 3.1's form (3.2+ reads ``conn-fields``).
+
+    Airflow 3.1's api-server stands in mock classes for wtforms and Flask-AppBuilder when they
+    are not installed; it knows string, integer, password and boolean fields, an optional
+    validator and ``any_of`` (a drop-down), nothing of lengths or bounds.
+    """
+    # Optional, untyped packages (mocked by the api-server when absent).
+    from flask_appbuilder.fieldwidgets import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        BS3PasswordFieldWidget,
+        BS3TextFieldWidget,
+    )
+    from flask_babel import lazy_gettext  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    from wtforms import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        BooleanField,
+        IntegerField,
+        PasswordField,
+        StringField,
+    )
+    from wtforms.validators import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        Optional,
+        any_of,
+    )
+
+    widgets: dict[str, Any] = {}
+    for name, spec in CONN_FIELDS.items():
+        schema = spec["schema"]
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        kwargs: dict[str, Any] = {
+            "description": spec["description"],
+            "default": schema.get("default"),
+            "validators": [Optional()],
+        }
+        label = lazy_gettext(spec["label"])
+        if "enum" in schema:
+            kwargs["validators"].append(any_of(schema["enum"]))
+        if schema.get("format") == "password":
+            widgets[name] = PasswordField(label, widget=BS3PasswordFieldWidget(), **kwargs)
+        elif "boolean" in kinds:
+            widgets[name] = BooleanField(label, **kwargs)
+        elif "integer" in kinds or "number" in kinds:
+            # No float field in 3.1's form; a number box all the same (the UI stores a number).
+            widgets[name] = IntegerField(label, widget=BS3TextFieldWidget(), **kwargs)
+        else:
+            widgets[name] = StringField(label, widget=BS3TextFieldWidget(), **kwargs)
+    return widgets
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider, its hook, sensor, trigger, operator and connection form."""
     return {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 import requests.auth
 
-from airflow_provider_iotda import api, validation
+from airflow_provider_iotda import api, compat, validation
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
     SECURITY_TOKEN_HEADER,
@@ -94,12 +94,21 @@ class IoTDAHook(IoTDABaseHook):
 
     _session: requests.Session | None = None
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form: AK/SK labels, hidden schema and port (same as the provider info)."""
-        from airflow_provider_iotda.get_provider_info import UI_FIELD_BEHAVIOUR
+    if not compat.has_conn_fields_form():  # Airflow 3.1 builds the form from these two only
 
-        return UI_FIELD_BEHAVIOUR
+        @classmethod
+        def get_ui_field_behaviour(cls) -> dict[str, Any]:
+            """Connection form: AK/SK labels, hidden host, schema and port."""
+            from airflow_provider_iotda.get_provider_info import hook_field_behaviour
+
+            return hook_field_behaviour()
+
+        @classmethod
+        def get_connection_form_widgets(cls) -> dict[str, Any]:
+            """Connection form: the extras (3.2+ reads them from the provider info)."""
+            from airflow_provider_iotda.get_provider_info import hook_form_widgets
+
+            return hook_form_widgets()
 
     @cached_property
     def config(self) -> IoTDAConnectionConfig:

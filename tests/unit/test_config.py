@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from iotda_test_values import (
     connection_json,
 )
 
+from airflow_provider_iotda import compat
 from airflow_provider_iotda.auth import SDK_ALGORITHM, V11_ALGORITHM
 from airflow_provider_iotda.config import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -294,13 +296,13 @@ def test_errors_name_the_field_first_then_the_connection(
     ("extra", "detail"),
     [("not json", "extra is not valid JSON"), ("[1, 2]", "extra must be a JSON object")],
 )
-def test_broken_extra_json(monkeypatch: pytest.MonkeyPatch, extra: str, detail: str) -> None:
-    value = json.dumps({"conn_type": "huaweicloud_iotda", "login": "a", "password": "b"})
-    monkeypatch.setenv("AIRFLOW_CONN_IOTDA_BAD", value)
-    conn = IoTDAHook("iotda_bad").get_connection("iotda_bad")
-    conn.extra = extra
+def test_broken_extra_json(extra: str, detail: str) -> None:
+    # A stand-in: Airflow 3.1's Connection refuses such an extra itself.
+    conn = SimpleNamespace(
+        conn_id="iotda_bad", login="a", password="b", host=None, port=None, extra=extra
+    )
     with pytest.raises(ConnectionFieldError) as caught:
-        IoTDAConnectionConfig.from_connection(conn)
+        IoTDAConnectionConfig.from_connection(conn)  # type: ignore[arg-type]
     assert caught.value.detail == detail
     assert caught.value.conn_id == "iotda_bad"
 
@@ -372,7 +374,7 @@ def form_saved_extra(**values: object) -> dict[str, object]:
 
 
 def _form_connection(**values: object) -> str:
-    extra = form_saved_extra(region="cn-north-4", project_id=TEST_PROJECT, **values)
+    extra = form_saved_extra(**{"region": "cn-north-4", "project_id": TEST_PROJECT, **values})
     return json.dumps(
         {
             "conn_type": "huaweicloud_iotda",
@@ -419,18 +421,83 @@ def short_secret_warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_form_saved_connection_does_not_make_the_masker_warn(
     monkeypatch: pytest.MonkeyPatch, short_secret_warnings: list[str]
 ) -> None:
-    """Airflow masks every string of the extra when it caches the connection, and warns
-    "too short" for any under 5 characters, whatever its key: no value the form stores may
-    be that short."""
+    """Airflow masks every string of a connection's extra (``extra_dejson``; 3.3 does it each
+    time it caches a connection) and warns "too short" for any under 5 characters, whatever
+    its key: no value the form stores may be that short."""
+    from airflow.sdk.log import mask_secret
+
     for signing in ("standard", "derived", "automatic"):
-        config = _config_from_env(monkeypatch, _form_connection(signing=signing))
+        connection = _form_connection(signing=signing)
+        config = _config_from_env(monkeypatch, connection)
         assert config.credentials.access_key == TEST_AK
+        mask_secret(json.loads(json.loads(connection)["extra"]))
     assert short_secret_warnings == []
 
 
 def test_the_old_auth_value_is_what_made_the_masker_warn(
+    short_secret_warnings: list[str],
+) -> None:
+    """The cause, shown: the 4-character value ``aksk`` (the key ``auth`` is not sensitive)."""
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(json.loads(_form_connection(signing="standard"))["extra"])
+    assert short_secret_warnings == []
+    mask_secret({"auth": "aksk"})
+    assert [m for m in short_secret_warnings if "too short" in m]
+
+
+@pytest.mark.skipif(
+    compat.airflow_version().startswith("3.1."), reason="3.1 does not cache the connection"
+)
+def test_reading_an_old_auth_connection_warned_through_airflows_cache(
     monkeypatch: pytest.MonkeyPatch, short_secret_warnings: list[str]
 ) -> None:
-    """The cause, shown: the 4-character value ``aksk``, not the key's name."""
+    """The path every task took: Airflow caches the connection's URI, masking its extras."""
     _config_from_env(monkeypatch, connection_json(auth="aksk"))
     assert [m for m in short_secret_warnings if "too short" in m]
+
+
+# -- test_connection (the form's Test button) -----------------------------------------------------
+
+
+def _airflow_like_test_id() -> str:
+    """A temporary ID as the api-server's test route makes one (8 letters and digits)."""
+    return "ItN6EkLy"
+
+
+@pytest.mark.parametrize(
+    ("values", "detail"),
+    [
+        ({"region": "CN North 4"}, "extra region must be a region name such as 'cn-north-4'"),
+        ({"project_id": "0123 bad!"}, "extra project_id must be 1 to 64 characters"),
+        ({"instance_id": "NOT-HEX-ZZ"}, "extra instance_id must be 1 to 36 characters"),
+        ({"signing": "auto"}, "extra signing must be one of automatic, derived, standard"),
+        ({"endpoint": "ftp://x"}, "extra endpoint must be an http(s) URL"),
+    ],
+)
+def test_test_connection_names_the_field_and_not_the_temporary_id(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, Any], detail: str
+) -> None:
+    conn_id = _airflow_like_test_id()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", _form_connection(**values))
+    ok, message = IoTDAHook(conn_id).test_connection()
+    assert ok is False
+    assert message.startswith(detail)
+    assert conn_id not in message
+    assert conn_id.upper() not in message
+    assert "connection '" not in message
+    (value,) = values.values()
+    assert repr(value) in message  # the value, as given
+
+
+def test_test_connection_names_an_empty_secret_key_without_showing_anything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn_id = _airflow_like_test_id()
+    value = json.loads(_form_connection())
+    value["password"] = ""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+    assert IoTDAHook(conn_id).test_connection() == (
+        False,
+        "password (the Secret Key, SK) is empty",
+    )
