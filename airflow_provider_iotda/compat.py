@@ -117,6 +117,20 @@ def _has_asset_state_store() -> bool:
 HAS_ASSET_STATE_STORE: bool = _has_asset_state_store()
 
 
+def _reads_conn_fields() -> bool:
+    import airflow.providers_manager
+
+    return hasattr(airflow.providers_manager.ProvidersManager, "_load_ui_metadata")
+
+
+#: 3.2: the connection form is built from the provider info's ``conn-fields`` and
+#: ``ui-field-behaviour``; 3.1 builds it from the hook's ``get_connection_form_widgets`` and
+#: ``get_ui_field_behaviour`` only.  Resolved on first call.
+@functools.cache
+def has_conn_fields_form() -> bool:
+    return _reads_conn_fields()
+
+
 async def amask_secret(secret: str) -> None:
     """Register ``secret`` with Airflow's masker from inside an event loop.
 
@@ -157,5 +171,6 @@ __all__ = [
     "airflow_version",
     "amask_secret",
     "conf",
+    "has_conn_fields_form",
     "mask_secret",
 ]

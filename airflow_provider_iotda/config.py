@@ -6,6 +6,7 @@ Shared by the hook (sync) and the trigger (async), which read the same Airflow c
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRIES_LIMIT = 10
-AUTH_MODES = ("aksk", "derived", "auto")
 #: Extras choosing where the AK/SK comes from (see ``credentials.py``).
 CREDENTIAL_EXTRAS = (
     "credentials",
@@ -44,18 +44,45 @@ CREDENTIAL_EXTRAS = (
     "pod_identity_endpoint",
     "credentials_file",
 )
+#: Values of the ``signing`` extra: plain AK/SK (SDK-HMAC-SHA256), derived AK/SK
+#: (V11-HMAC-SHA256), or derived only for hosts outside Huawei's regional pattern.
+SIGNING_MODES = ("standard", "derived", "automatic")
+DEFAULT_SIGNING = "standard"
+#: The extra ``signing`` had the name ``auth`` (values ``aksk``, ``derived``, ``auto``) up to
+#: 0.x; both the old name and the old values are still accepted.  Airflow's masker warns
+#: "Skipping masking for a secret as it's too short" for any extra string under 5 characters
+#: (it checks the length before the key name), which ``aksk`` and ``auto`` were.
+LEGACY_SIGNING_EXTRA = "auth"
+LEGACY_SIGNING_VALUES = {"aksk": "standard", "auto": "automatic"}
+#: The extras of a ``huaweicloud_iotda`` connection, as the form shows them.
 EXTRA_FIELDS = (
     "region",
     "project_id",
     "endpoint",
     "instance_id",
     "security_token",
-    "auth",
+    "signing",
     "timeout",
     "verify",
     "max_retries",
     *CREDENTIAL_EXTRAS,
 )
+#: Extras still accepted under an old name (not shown in the form).
+DEPRECATED_EXTRA_FIELDS = (LEGACY_SIGNING_EXTRA,)
+
+
+class ConnectionFieldError(ValueError):
+    """A connection field holds a bad value.
+
+    ``str()`` names the field first, then the connection; ``detail`` is the same message
+    without the connection ID, for places where the ID means nothing to the reader (the
+    form's Test button runs on a random temporary ID).
+    """
+
+    def __init__(self, detail: str, conn_id: str) -> None:
+        super().__init__(f"{detail} (connection {conn_id!r})")
+        self.detail = detail
+        self.conn_id = conn_id
 
 
 @dataclass(frozen=True)
@@ -147,37 +174,52 @@ class IoTDAConnectionConfig:
         host: str | None = None,
         **extras: Any,
     ) -> IoTDAConnectionConfig:
-        """Validate raw values; every error names the connection field at fault."""
-        unknown = sorted(set(extras) - set(EXTRA_FIELDS))
+        """Validate raw values; every error names the connection field at fault.
+
+        Raises :class:`ConnectionFieldError` (a ``ValueError``).
+        """
+        try:
+            return cls._from_values(conn_id, access_key, secret_key, host, extras)
+        except _FieldError as exc:
+            raise ConnectionFieldError(str(exc), conn_id) from exc.__cause__
+
+    @classmethod
+    def _from_values(
+        cls,
+        conn_id: str,
+        access_key: str | None,
+        secret_key: str | None,
+        host: str | None,
+        extras: dict[str, Any],
+    ) -> IoTDAConnectionConfig:
+        unknown = sorted(set(extras) - set(EXTRA_FIELDS) - set(DEPRECATED_EXTRA_FIELDS))
         if unknown:
-            raise ValueError(
-                f"connection {conn_id!r}: unknown extra field(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(EXTRA_FIELDS)}"
+            raise _FieldError(
+                f"unknown extra field(s) {', '.join(unknown)}; allowed: {', '.join(EXTRA_FIELDS)}"
             )
-        where = f"connection {conn_id!r}"
-        settings = _credential_settings(extras, where)
+        settings = _credential_settings(extras)
         if settings.source == "connection":
             if not access_key:
-                raise ValueError(f"{where}: login (the Access Key, AK) is empty")
+                raise _FieldError("login (the Access Key, AK) is empty")
             if not secret_key:
-                raise ValueError(f"{where}: password (the Secret Key, SK) is empty")
-        region = _optional(extras, "region", validation.region, where)
-        endpoint = extras.get("endpoint") or host
+                raise _FieldError("password (the Secret Key, SK) is empty")
+        region = _optional(extras, "region", validation.region)
+        endpoint, source = _choose_endpoint(extras.get("endpoint"), host, conn_id)
         if endpoint:
-            endpoint = _endpoint(str(endpoint), where)
+            endpoint = _endpoint(str(endpoint), source)
         elif region:
             endpoint = DEFAULT_ENDPOINT_TEMPLATE.format(region=region)
         else:
-            raise ValueError(f"{where}: set extra 'region' (e.g. cn-north-4) or 'endpoint'")
+            raise _FieldError("set extra 'region' (e.g. cn-north-4) or extra 'endpoint'")
         project = extras.get("project_id")
         if not project:
-            raise ValueError(f"{where}: extra 'project_id' is required")
-        project = validation.project_id(project, f"{where}: extra project_id")
-        mode = validation.one_of(extras.get("auth") or "aksk", f"{where}: extra auth", AUTH_MODES)
+            raise _FieldError("extra 'project_id' is required")
+        project = _check(validation.project_id, project, "extra project_id")
+        mode = _signing_mode(extras)
         host_name = urlsplit(endpoint).hostname or ""
-        derived = mode == "derived" or (mode == "auto" and uses_derived_signing(host_name))
+        derived = mode == "derived" or (mode == "automatic" and uses_derived_signing(host_name))
         if derived and not region:
-            raise ValueError(f"{where}: extra 'region' is required for derived (V11) signing")
+            raise _FieldError("extra 'region' is required for derived (V11) signing")
         token = extras.get("security_token") or None
         algorithm: Algorithm = V11_ALGORITHM if derived else SDK_ALGORITHM
         credentials = (
@@ -199,18 +241,18 @@ class IoTDAConnectionConfig:
             credentials=credentials,
             endpoint=endpoint,
             project_id=project,
-            instance_id=validation.instance_id(instance, f"{where}: extra instance_id")
+            instance_id=_check(validation.instance_id, instance, "extra instance_id")
             if instance
             else None,
             region=region,
-            timeout=validation.positive_number(timeout, f"{where}: extra timeout")
+            timeout=_check(validation.positive_number, timeout, "extra timeout")
             if timeout not in (None, "")
             else DEFAULT_TIMEOUT,
-            verify=validation.as_bool(verify, f"{where}: extra verify")
+            verify=_check(validation.as_bool, verify, "extra verify")
             if verify not in (None, "")
             else True,
-            max_retries=validation.bounded_int(
-                retries, f"{where}: extra max_retries", 0, MAX_RETRIES_LIMIT
+            max_retries=_check(
+                validation.bounded_int, retries, "extra max_retries", 0, MAX_RETRIES_LIMIT
             )
             if retries not in (None, "")
             else DEFAULT_MAX_RETRIES,
@@ -227,27 +269,38 @@ class IoTDAConnectionConfig:
         return [s for s in (own.secret_key, own.security_token) if s]
 
 
-def _credential_settings(extras: Mapping[str, Any], where: str) -> CredentialSettings:
+def _credential_settings(extras: Mapping[str, Any]) -> CredentialSettings:
     """The ``credentials`` extra and its endpoint overrides, validated."""
-    source = validation.one_of(
-        extras.get("credentials") or "connection", f"{where}: extra credentials", CREDENTIAL_SOURCES
+    source = _check(
+        validation.one_of,
+        extras.get("credentials") or "connection",
+        "extra credentials",
+        CREDENTIAL_SOURCES,
     )
     urls: dict[str, str | None] = {}
     for key in ("metadata_endpoint", "sts_endpoint", "pod_identity_endpoint"):
         value = extras.get(key)
         urls[key] = (
-            _endpoint(
-                str(value), f"{where}: extra {key}", allow_path=key == "pod_identity_endpoint"
-            )
+            _endpoint(str(value), f"extra {key}", allow_path=key == "pod_identity_endpoint")
             if value not in (None, "")
             else None
         )
     path = extras.get("credentials_file")
     if path not in (None, "") and not isinstance(path, str):
-        raise ValueError(
-            f"{where}: extra credentials_file must be a file path (a string); got {path!r}"
-        )
+        raise _FieldError(f"extra credentials_file must be a file path (a string); got {path!r}")
     return CredentialSettings(source=source, credentials_file=path or None, **urls)
+
+
+class _FieldError(ValueError):
+    """A bad field, before the connection ID is added (see :class:`ConnectionFieldError`)."""
+
+
+def _check(check: Any, value: object, field: str, *args: Any) -> Any:
+    """Run a ``validation`` check, turning its ``ValueError`` into a :class:`_FieldError`."""
+    try:
+        return check(value, field, *args)
+    except ValueError as exc:
+        raise _FieldError(str(exc)) from None
 
 
 def _extras(conn: Connection) -> dict[str, Any]:
@@ -256,15 +309,19 @@ def _extras(conn: Connection) -> dict[str, Any]:
     # Callers mask ``config.secrets()`` themselves, sync or async.
     try:
         extra = json.loads(conn.extra or "{}")
-    except ValueError as exc:
-        raise ValueError(f"connection {conn.conn_id!r}: extra is not valid JSON") from exc
+    except ValueError:
+        raise ConnectionFieldError("extra is not valid JSON", str(conn.conn_id)) from None
     if not isinstance(extra, Mapping):
-        raise ValueError(f"connection {conn.conn_id!r}: extra must be a JSON object")
+        raise ConnectionFieldError("extra must be a JSON object", str(conn.conn_id))
     return dict(extra)
 
 
 def _host_endpoint(host: str | None, port: int | None) -> str | None:
-    """The connection's host field (``https`` unless it names a scheme), with its port."""
+    """The connection's host field (``https`` unless it names a scheme), with its port.
+
+    Deprecated way to set the endpoint (the form hides it): used only without extra
+    ``endpoint``.
+    """
     if not host:
         return None
     url = host if "://" in host else f"https://{host}"
@@ -273,27 +330,70 @@ def _host_endpoint(host: str | None, port: int | None) -> str | None:
     return url
 
 
-def _optional(extras: Mapping[str, Any], key: str, check: Any, where: str) -> Any:
+def _choose_endpoint(extra: object, host: str | None, conn_id: str) -> tuple[object, str]:
+    """Extra ``endpoint`` if set, else the (deprecated) host field, and which one it is.
+
+    Warns when both are set and disagree (the form shows only the extra).
+    """
+    if not extra:
+        return host, "host field"
+    if host and _endpoint_or_none(str(extra)) != _endpoint_or_none(host):
+        warnings.warn(
+            f"Connection {conn_id!r}: the host field ({host!r}) is ignored because extra "
+            f"'endpoint' is set ({str(extra)!r}); clear the host field, which is deprecated "
+            "for this connection type (the form no longer shows it)",
+            UserWarning,
+            stacklevel=4,
+        )
+    return extra, "extra endpoint"
+
+
+def _signing_mode(extras: Mapping[str, Any]) -> str:
+    """Extra ``signing`` (or its old name ``auth``), normalised to one of ``SIGNING_MODES``."""
+    new = extras.get("signing") or None
+    old = extras.get(LEGACY_SIGNING_EXTRA) or None
+    mode = _check(validation.one_of, new, "extra signing", SIGNING_MODES) if new else None
+    if old is not None:
+        allowed = (*SIGNING_MODES, *LEGACY_SIGNING_VALUES)
+        legacy = _check(validation.one_of, old, f"extra {LEGACY_SIGNING_EXTRA}", allowed)
+        legacy = LEGACY_SIGNING_VALUES.get(legacy, legacy)
+        if mode is not None and mode != legacy:
+            raise _FieldError(
+                f"extra signing ({new!r}) and its old name extra {LEGACY_SIGNING_EXTRA} "
+                f"({old!r}) disagree; keep only extra signing"
+            )
+        mode = legacy
+    return mode or DEFAULT_SIGNING
+
+
+def _optional(extras: Mapping[str, Any], key: str, check: Any) -> Any:
     value = extras.get(key)
-    return check(value, f"{where}: extra {key}") if value not in (None, "") else None
+    return _check(check, value, f"extra {key}") if value not in (None, "") else None
 
 
-def _endpoint(value: str, where: str, *, allow_path: bool = False) -> str:
+def _endpoint_or_none(value: str) -> str | None:
+    try:
+        return _endpoint(value, "endpoint")
+    except ValueError:
+        return None
+
+
+def _endpoint(value: str, field: str, *, allow_path: bool = False) -> str:
     url = value.strip()
     if "://" not in url:
         url = "https://" + url
     url = url.rstrip("/")  # after the scheme check: "http://" must not become host "http"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"{where}: endpoint must be an http(s) URL such as "
+        raise _FieldError(
+            f"{field} must be an http(s) URL such as "
             "https://iotda-mgmt.cn-north-4.myhuaweicloud.com or http://127.0.0.1:8787; "
             f"got {value!r}"
         )
     if parts.query or parts.fragment or (parts.path not in ("", "/") and not allow_path):
-        raise ValueError(f"{where}: endpoint must have no path, query or fragment; got {value!r}")
+        raise _FieldError(f"{field} must have no path, query or fragment; got {value!r}")
     try:
         parts.port  # noqa: B018 - raises on an invalid port
-    except ValueError as exc:
-        raise ValueError(f"{where}: endpoint has an invalid port; got {value!r}") from exc
+    except ValueError:
+        raise _FieldError(f"{field} has an invalid port; got {value!r}") from None
     return f"{parts.scheme}://{parts.netloc}{parts.path if allow_path else ''}"

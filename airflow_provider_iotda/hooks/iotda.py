@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 import requests.auth
 
-from airflow_provider_iotda import api, validation
+from airflow_provider_iotda import api, compat, validation
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
     SECURITY_TOKEN_HEADER,
     Credentials,
     sign_request,
 )
-from airflow_provider_iotda.config import IoTDAConnectionConfig
+from airflow_provider_iotda.config import ConnectionFieldError, IoTDAConnectionConfig
 from airflow_provider_iotda.credentials import CredentialCache
 from airflow_provider_iotda.errors import (
     IoTDAAuthError,
@@ -94,12 +94,21 @@ class IoTDAHook(IoTDABaseHook):
 
     _session: requests.Session | None = None
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form: AK/SK labels, hidden schema and port (same as the provider info)."""
-        from airflow_provider_iotda.get_provider_info import UI_FIELD_BEHAVIOUR
+    if not compat.has_conn_fields_form():  # Airflow 3.1 builds the form from these two only
 
-        return UI_FIELD_BEHAVIOUR
+        @classmethod
+        def get_ui_field_behaviour(cls) -> dict[str, Any]:
+            """Connection form: AK/SK labels, hidden host, schema and port."""
+            from airflow_provider_iotda.get_provider_info import hook_field_behaviour
+
+            return hook_field_behaviour()
+
+        @classmethod
+        def get_connection_form_widgets(cls) -> dict[str, Any]:
+            """Connection form: the extras (3.2+ reads them from the provider info)."""
+            from airflow_provider_iotda.get_provider_info import hook_form_widgets
+
+            return hook_form_widgets()
 
     @cached_property
     def config(self) -> IoTDAConnectionConfig:
@@ -364,7 +373,11 @@ class IoTDAHook(IoTDABaseHook):
             yield from walk.take(self.list_instances(limit=walk.limit, marker=walk.marker))
 
     def test_connection(self) -> tuple[bool, str]:
-        """Make one real list call (limit=1); ``(True, ...)`` when the credentials are accepted."""
+        """Make one real list call (limit=1); ``(True, ...)`` when the credentials are accepted.
+
+        The messages name the field at fault but never the connection ID: the form's Test
+        button runs this on a random temporary ID that means nothing to the user.
+        """
         try:
             config = self.config
             instance = config.instance_id or _PROBE_INSTANCE_ID
@@ -384,6 +397,8 @@ class IoTDAHook(IoTDABaseHook):
             return False, str(exc)
         except IoTDATransportError as exc:
             return False, str(exc)
+        except ConnectionFieldError as exc:
+            return False, exc.detail
         except (IoTDAError, ValueError) as exc:
             return False, str(exc)
         return True, (

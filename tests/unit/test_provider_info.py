@@ -15,8 +15,15 @@ import airflow
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from airflow_provider_iotda import compat
 from airflow_provider_iotda import get_provider_info as provider_module
-from airflow_provider_iotda.config import CONN_TYPE, EXTRA_FIELDS
+from airflow_provider_iotda.config import (
+    CONN_TYPE,
+    DEFAULT_SIGNING,
+    EXTRA_FIELDS,
+    SIGNING_MODES,
+    IoTDAConnectionConfig,
+)
 from airflow_provider_iotda.get_provider_info import get_provider_info
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 
@@ -50,8 +57,97 @@ def test_connection_type_matches_the_hook() -> None:
     assert connection_type["connection-type"] == CONN_TYPE == IoTDAHook.conn_type
     module_name, _, class_name = connection_type["hook-class-name"].rpartition(".")
     assert getattr(importlib.import_module(module_name), class_name) is IoTDAHook
-    assert connection_type["ui-field-behaviour"] == IoTDAHook.get_ui_field_behaviour()
     assert connection_type["hook-name"] == IoTDAHook.hook_name
+
+
+@pytest.mark.skipif(compat.has_conn_fields_form(), reason="3.2+ reads the provider info")
+def test_airflow_3_1_gets_the_form_from_the_hook() -> None:
+    behaviour = IoTDAHook.get_ui_field_behaviour()  # type: ignore[attr-defined]
+    jsonschema.validate(behaviour, _schema("customized_form_field_behaviours.schema.json"))
+    assert behaviour == provider_module.hook_field_behaviour()
+    # The widgets need wtforms, which the api-server mocks: tests/ui checks them there.
+    assert "get_connection_form_widgets" in vars(IoTDAHook)
+
+
+@pytest.mark.skipif(not compat.has_conn_fields_form(), reason="3.1 reads the hook's methods")
+def test_airflow_3_2_and_later_get_the_form_from_the_provider_info_only() -> None:
+    """Hook methods would make 3.2+ warn that they are deprecated."""
+    assert "get_ui_field_behaviour" not in vars(IoTDAHook)
+    assert "get_connection_form_widgets" not in vars(IoTDAHook)
+
+
+def test_hook_field_behaviour_is_the_provider_infos_in_hook_shape() -> None:
+    behaviour = provider_module.hook_field_behaviour()
+    jsonschema.validate(behaviour, _schema("customized_form_field_behaviours.schema.json"))
+    ui = provider_module.UI_FIELD_BEHAVIOUR
+    assert behaviour["hidden_fields"] == ui["hidden-fields"]
+    assert behaviour["relabeling"] == ui["relabeling"]
+    assert behaviour["placeholders"] == ui["placeholders"]
+
+
+def test_one_way_to_set_the_endpoint() -> None:
+    """The host field is hidden: extra ``endpoint`` is the form's only endpoint field."""
+    (connection_type,) = get_provider_info()["connection-types"]
+    behaviour = connection_type["ui-field-behaviour"]
+    assert {"host", "port", "schema"} <= set(behaviour["hidden-fields"])
+    assert "host" not in behaviour["relabeling"]
+    assert "host" not in behaviour["placeholders"]
+    assert "endpoint" in connection_type["conn-fields"]
+
+
+#: Fields whose choices are still short enough to make Airflow's masker warn (a known issue).
+SHORT_CHOICES_KNOWN = {
+    "credentials": "env, oidc and auto are under 5 characters: each makes every task log warn "
+    "'Skipping masking for a secret as it's too short' (longer spellings needed)",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=[pytest.mark.xfail(strict=True, reason=SHORT_CHOICES_KNOWN[name])]
+            if name in SHORT_CHOICES_KNOWN
+            else [],
+        )
+        for name in provider_module.CONN_FIELDS
+    ],
+)
+def test_no_value_the_form_can_store_is_short_enough_to_make_the_masker_warn(name: str) -> None:
+    """Airflow masks every string of a connection's extra and warns "too short" for each one
+    under ``[logging] min_length_masked_secret`` characters (default 5), whatever its key: form
+    defaults and drop-down choices must be longer."""
+    minimum = compat.conf.getint("logging", "min_length_masked_secret", fallback=5)
+    schema = provider_module.CONN_FIELDS[name]["schema"]
+    for value in [schema.get("default"), *schema.get("enum", [])]:
+        if isinstance(value, str):
+            assert len(value) >= minimum, f"{name}: {value!r}"
+
+
+def test_every_form_choice_and_default_is_accepted_by_the_connection() -> None:
+    fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    base = {"access_key": "ak", "secret_key": "sk-12345", "region": "cn-north-4", "project_id": "p"}
+    for name, field in fields.items():
+        schema = field["schema"]
+        for value in [schema.get("default"), *schema.get("enum", []), *schema.get("examples", [])]:
+            if value is not None:
+                IoTDAConnectionConfig.from_values(**{**base, name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "good"),
+    [("project_id", "a"), ("instance_id", "0")],
+)
+def test_form_length_limits_agree_with_the_connection_checks(name: str, good: str) -> None:
+    """A value as long as the form's ``maxLength`` is accepted, one longer is refused."""
+    schema = get_provider_info()["connection-types"][0]["conn-fields"][name]["schema"]
+    base = {"access_key": "ak", "secret_key": "sk-12345", "region": "cn-north-4", "project_id": "p"}
+    longest = good * schema["maxLength"]
+    IoTDAConnectionConfig.from_values(**{**base, name: longest})
+    assert jsonschema.Draft7Validator(schema).is_valid(longest)
+    with pytest.raises(ValueError, match=f"extra {name} must be 1 to {schema['maxLength']}"):
+        IoTDAConnectionConfig.from_values(**{**base, name: longest + good})
 
 
 def test_every_connection_extra_is_in_the_form() -> None:
@@ -71,7 +167,12 @@ def test_form_schemas_agree_with_the_connection_checks() -> None:
     )
     assert not jsonschema.Draft7Validator(fields["instance_id"]["schema"]).is_valid("../x")
     assert not jsonschema.Draft7Validator(fields["max_retries"]["schema"]).is_valid(11)
-    assert fields["auth"]["schema"]["enum"] == ["aksk", "derived", "auto"]
+    assert fields["signing"]["schema"]["enum"] == list(SIGNING_MODES)
+    assert fields["signing"]["schema"]["default"] == DEFAULT_SIGNING
+    assert set(fields["signing"]["schema"]["values_display"]) == set(SIGNING_MODES)
+    assert not jsonschema.Draft7Validator(fields["region"]["schema"]).is_valid("CN North 4")
+    assert not jsonschema.Draft7Validator(fields["project_id"]["schema"]).is_valid("0123 bad!")
+    assert not jsonschema.Draft7Validator(fields["instance_id"]["schema"]).is_valid("NOT-HEX-ZZ")
 
 
 def test_python_modules_named_in_the_provider_info() -> None:
