@@ -1,4 +1,4 @@
-"""Instance-task records: filtering, flattening and serialising (JSON, JSONL, CSV).
+"""Instance-task records: filtering, formats, flattening and serialising (JSON, JSONL, CSV).
 
 Pure functions shared by ``IoTDAInstanceTaskListOperator``, the example DAGs, tests and
 benchmarks.  A *record* is one task in the API's JSON shape (field names as the API spells
@@ -16,6 +16,8 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_iotda import validation
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -85,31 +87,37 @@ def matches(
     return not (created_before is not None and created >= created_before)
 
 
-def filter_tasks(
-    tasks: Iterable[InstanceTask],
-    *,
-    task_types: Collection[str] | None = None,
-    statuses: Collection[str] | None = None,
-    created_after: dt.datetime | None = None,
-    created_before: dt.datetime | None = None,
-) -> list[InstanceTask]:
-    """The tasks that pass :func:`matches`, in their original order."""
-    return [
-        t
-        for t in tasks
-        if matches(
-            t,
-            task_types=task_types,
-            statuses=statuses,
-            created_after=created_after,
-            created_before=created_before,
-        )
-    ]
-
-
 def task_record(instance_id: str, project_id: str, task: InstanceTask) -> Record:
     """One record: ``instance_id`` and ``project_id`` followed by the task's API fields."""
     return {"instance_id": instance_id, "project_id": project_id, **task.to_dict()}
+
+
+def resolve_format(destination: str | None, output_format: object) -> str | None:
+    """The output format: ``output_format`` if given (it must agree with a known suffix of
+    ``destination``), else inferred from the suffix; ``None`` for XCom output."""
+    if destination is None:
+        if output_format is not None:
+            raise ValueError(
+                "output_format applies only when destination is set; XCom output is always a "
+                f"list of records (got output_format={output_format!r} and destination=None)"
+            )
+        return None
+    inferred = infer_format(destination)
+    if output_format is None or output_format == "":
+        if inferred is None:
+            raise ValueError(
+                f"output_format is not given and cannot be inferred from destination "
+                f"{destination!r}: use a suffix {', '.join(SUFFIX_FORMATS)} or set "
+                f"output_format to one of {', '.join(OUTPUT_FORMATS)}"
+            )
+        return inferred
+    fmt = validation.one_of(output_format, "output_format", OUTPUT_FORMATS)
+    if inferred is not None and inferred != fmt:
+        raise ValueError(
+            f"output_format={fmt!r} contradicts the suffix of destination {destination!r} "
+            f"(which means {inferred!r}); change one of them"
+        )
+    return fmt
 
 
 def infer_format(path: str) -> str | None:

@@ -17,9 +17,9 @@ Settings (read when the task runs, not when the DAG is parsed)
   instances of the simulator's demo scenario.
 - Variable ``iotda_audit_base``, else environment variable ``IOTDA_AUDIT_BASE``: the base
   directory.  Default: ``iotda-audit`` in the system's temporary directory.  For an object
-  store, write a URL instead of a local path in ``DESTINATION`` below, e.g.
-  ``s3://aws_default@bucket/iotda/{{ data_interval_start | ds }}.jsonl`` (Huawei OBS is
-  S3-compatible; needs the amazon provider).
+  store, change ``destination=`` of ``dump_tasks`` below to a URL, e.g.
+  ``"s3://aws_default@bucket/iotda/{{ data_interval_start | ds }}/tasks.jsonl"`` (Huawei OBS
+  is S3-compatible; needs ``apache-airflow-providers-amazon[s3fs]``).
 - Connection ``iotda_default`` (type ``huaweicloud_iotda``).
 
 The schedule is a ``CronDataIntervalTimetable``: each daily run covers the whole previous day
