@@ -2,7 +2,8 @@
 
 Local files get a temporary sibling that is synced and renamed over the target; object stores
 get the whole object in one write (a single PUT), and a failed write never removes an object
-that was there before.
+that was there before.  :func:`resolve` finds the destination's filesystem before any work is
+done, naming the package to install when there is none.
 """
 
 from __future__ import annotations
@@ -16,20 +17,63 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
+#: The package that registers a scheme's filesystem with Airflow (README, "Storage").
+SCHEME_PACKAGES = {scheme: "apache-airflow-providers-amazon[s3fs]" for scheme in ("s3", "s3a")}
+#: The ``open()`` keyword that sets an object's content type, by scheme (s3fs: boto3's name).
+_CONTENT_TYPE_OPTIONS = {"s3": "ContentType", "s3a": "ContentType"}
 
 
-def write_object(path: ObjectStoragePath, data: bytes) -> None:
+class StorageUnavailableError(RuntimeError):
+    """The destination's scheme has no filesystem in this Airflow installation."""
+
+
+def resolve(url: str) -> ObjectStoragePath:
+    """``url`` as an ``ObjectStoragePath`` whose filesystem is ready; raises
+    :class:`StorageUnavailableError` naming the package to install when there is none."""
+    from airflow.sdk import ObjectStoragePath
+
+    path = ObjectStoragePath(url)
+    scheme = path.protocol or "file"
+    try:
+        path.fs  # noqa: B018 - resolving the filesystem is the point
+    except (ValueError, ImportError) as exc:
+        package = SCHEME_PACKAGES.get(scheme)
+        advice = (
+            f"install {package} where the tasks run"
+            if package
+            else f"install the Airflow provider that registers the {scheme!r} filesystem"
+        )
+        raise StorageUnavailableError(
+            f"Cannot write {url}: no filesystem for {scheme}:// ({exc}); {advice}"
+        ) from exc
+    return path
+
+
+def exists(path: ObjectStoragePath) -> bool | None:
+    """Whether an object is at ``path``; ``None`` when the check itself failed."""
+    try:
+        if (path.protocol or "file") in _LOCAL_PROTOCOLS:
+            return os.path.exists(path.path)
+        return bool(path.fs.exists(path.path))
+    except Exception:
+        return None
+
+
+def write_object(path: ObjectStoragePath, data: bytes, *, content_type: str | None = None) -> None:
     """Write ``data`` as the whole object at ``path``, or leave nothing new behind.
 
     Local files (``file``/``local``) are written to a hidden temporary sibling, synced and
     renamed over the target (atomic on POSIX; parents are created).  Other schemes get the
     whole object in one write (a single PUT on object stores); if that fails, a partial object
     that did not exist before is removed, and a buffered upload is discarded, not committed.
+    ``content_type`` is set on objects of the stores that take one (S3 and S3-compatible).
     """
-    if (path.protocol or "file") in _LOCAL_PROTOCOLS:
+    protocol = path.protocol or "file"
+    if protocol in _LOCAL_PROTOCOLS:
         _write_local(path.path, data)
     else:
-        _write_remote(path, data)
+        option = _CONTENT_TYPE_OPTIONS.get(protocol)
+        _write_remote(path, data, {option: content_type} if option and content_type else {})
 
 
 def _write_local(target: str, data: bytes) -> None:
@@ -62,11 +106,13 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _write_remote(path: ObjectStoragePath, data: bytes) -> None:
+def _write_remote(path: ObjectStoragePath, data: bytes, options: dict[str, str]) -> None:
     fs = path.fs
     key = path.path
-    existed = _may_exist(fs, key)
-    handle = fs.open(key, "wb")
+    # Only a clear "no" counts as absent: a failed check must never make the clean-up after a
+    # failed write remove the object that was there.
+    existed = exists(path) is not False
+    handle = fs.open(key, "wb", **options)
     try:
         handle.write(data)
     except BaseException:
@@ -78,15 +124,6 @@ def _write_remote(path: ObjectStoragePath, data: bytes) -> None:
     except BaseException:
         _remove_new_object(fs, key, existed)
         raise
-
-
-def _may_exist(fs: Any, key: str) -> bool:
-    """Whether an object may be at ``key``: only a clear "no" counts as absent, so a failed
-    check can never make a failed write remove the object that was there."""
-    try:
-        return bool(fs.exists(key))
-    except Exception:
-        return True
 
 
 def _abandon(handle: Any) -> None:

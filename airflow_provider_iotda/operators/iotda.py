@@ -1,6 +1,7 @@
 """``IoTDAInstanceTaskListOperator``: dump IoTDA instance task lists to XCom or to storage.
 
-Importing this module is cheap: the hook (and ``requests``) is imported when the task runs.
+Importing this module is cheap: the hook (and ``requests``), the storage back ends and pyarrow
+are imported when the task runs.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_iotda import records, validation
-from airflow_provider_iotda.compat import AirflowException
+from airflow_provider_iotda.compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+)
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     import datetime as dt
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_iotda.config import IoTDAConnectionConfig
@@ -29,6 +35,17 @@ if TYPE_CHECKING:
 DEFAULT_MAX_CONCURRENCY = 16
 MAX_CONCURRENCY_RANGE = (1, 64)
 ON_INSTANCE_ERROR = ("fail", "skip")
+ON_INCOMPLETE = ("warn", "fail")
+IF_EXISTS = ("overwrite", "fail", "skip")
+#: ``instance_ids`` value that audits every instance of the connection's project.
+ALL_INSTANCES = "all"
+
+
+def utc_now() -> dt.datetime:
+    """The wall clock (UTC), read only by the completeness check; tests patch this."""
+    import pendulum
+
+    return pendulum.now("UTC")
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class _Arguments:
 
     conn_id: str
     instance_ids: list[str] | None
+    all_instances: bool
     task_types: frozenset[str] | None
     statuses: frozenset[str] | None
     created_after: dt.datetime | None
@@ -62,6 +80,7 @@ class InstanceResult:
     instance_id: str
     records: list[records.Record] = field(default_factory=list)
     listed: int = 0
+    oldest: dt.datetime | None = None
     pages: int = 0
     seconds: float = 0.0
     error: BaseException | None = None
@@ -75,8 +94,9 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
     strings, ordered by instance (as given, duplicates dropped) and then newest first.
 
     :param iotda_conn_id: connection of type ``huaweicloud_iotda`` (templated).
-    :param instance_ids: an instance ID, a list of them, or a comma-separated string (templated);
-        default: the connection's ``instance_id``.
+    :param instance_ids: an instance ID, a list of them, a comma-separated string, or ``"all"``
+        (every instance of the project, found with ListInstances); templated; default: the
+        connection's ``instance_id``.
     :param task_types: keep only these types (``MODIFY``, ``CREATE``, ...); templated.
     :param statuses: keep only these statuses (``PENDING``, ``RUNNING``, ``SUCCESS``,
         ``FAILED``); templated.
@@ -87,17 +107,23 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
     :param destination: ``None`` to return the records as XCom, or a path/URL written through
         ``airflow.sdk.ObjectStoragePath`` (templated), e.g.
         ``"file:///data/iotda/{{ ds }}/tasks.jsonl"`` or ``"s3://aws_default@bucket/{{ ds }}.csv"``.
-    :param output_format: ``json`` (one array), ``jsonl`` (one record a line) or ``csv``
-        (flattened, stable header); inferred from the destination's suffix when not given.
+    :param output_format: ``json`` (one array), ``jsonl`` (one record a line), ``csv``
+        (flattened, stable header) or ``parquet`` (the CSV columns, typed; needs the
+        ``parquet`` extra); inferred from the destination's suffix when not given.
+    :param if_exists: ``overwrite`` (default), ``fail`` or ``skip`` (the task is skipped) when
+        the destination already exists; checked before anything is fetched.
     :param max_concurrency: instances fetched at once (1 to 64, default 16).
     :param on_instance_error: ``fail`` (default: the task fails, nothing is written) or
         ``skip`` (the instance is left out, logged and listed in the summary).
+    :param on_incomplete: ``warn`` (default) or ``fail`` (fail, write nothing) when IoTDA may
+        already have dropped tasks of the audited window (see ``records.completeness_gap``).
     :param page_size: records per request (1 to 500; default: the API's 500).
 
     Returns the list of records (XCom output) or, with a destination, a small summary:
-    ``destination``, ``format``, ``records``, ``bytes``, ``instances``, ``by_instance``,
-    ``by_type``, ``by_status``, ``skipped_instances`` and ``empty``; never the data itself.
-    The object at the destination is written whole or not at all.
+    ``destination``, ``format``, ``records``, ``bytes``, ``instances``, ``instances_found``,
+    ``by_instance``, ``by_type``, ``by_status``, ``skipped_instances``,
+    ``incomplete_instances`` and ``empty``; never the data itself.  The object at the
+    destination is written whole or not at all.
     """
 
     template_fields: Sequence[str] = (
@@ -123,8 +149,10 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         created_before: dt.datetime | str | None = None,
         destination: str | ObjectStoragePath | None = None,
         output_format: str | None = None,
+        if_exists: str = "overwrite",
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         on_instance_error: str = "fail",
+        on_incomplete: str = "warn",
         page_size: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -137,15 +165,20 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         self.created_before = created_before
         self.destination = destination
         self.output_format = output_format
+        self.if_exists = validation.one_of(if_exists, "if_exists", IF_EXISTS)
         self.max_concurrency = validation.bounded_int(
             max_concurrency, "max_concurrency", *MAX_CONCURRENCY_RANGE
         )
         self.on_instance_error = validation.one_of(
             on_instance_error, "on_instance_error", ON_INSTANCE_ERROR
         )
+        self.on_incomplete = validation.one_of(on_incomplete, "on_incomplete", ON_INCOMPLETE)
         self.page_size = validation.limit(page_size, "page_size") if page_size is not None else None
         # Everything that is not a template is checked now, at DAG parse time.
         self._check_fields(only_literal=True)
+        # What the last run read and wrote, for OpenLineage.
+        self._lineage_source: tuple[str, list[str]] | None = None
+        self._written: ObjectStoragePath | None = None
 
     def _check_fields(self, *, only_literal: bool) -> dict[str, Any]:
         """Validate the (rendered) fields; skip the ones still holding templates if asked."""
@@ -157,7 +190,9 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         if ready(self.iotda_conn_id):
             checked["conn_id"] = validation.conn_id(self.iotda_conn_id, "iotda_conn_id")
         if ready(self.instance_ids):
-            checked["instance_ids"] = validation.instance_ids(self.instance_ids)
+            every = isinstance(self.instance_ids, str) and self.instance_ids.strip() == "all"
+            checked["all_instances"] = every
+            checked["instance_ids"] = None if every else validation.instance_ids(self.instance_ids)
         if ready(self.task_types):
             checked["task_types"] = (
                 None if self.task_types is None else validation.task_types(self.task_types)
@@ -180,22 +215,79 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
     # -- execution ---------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        """Fetch, filter, and return the records or write them and return a summary."""
+        """Check the destination, fetch, filter, and return the records or write them and
+        return a summary."""
         args = _Arguments(**self._check_fields(only_literal=False))
-        results = self._fetch(args)
+        target = self._prepare_destination(args, context)
+        results, found = self._fetch(args)
         dumped, skipped = self._fail_or_skip(results, args.destination)
-        if args.destination is None:
+        incomplete = self._check_completeness(args, dumped)
+        if target is None:
             return self._to_xcom(dumped, skipped)
-        return self._write_with_summary(args, dumped, skipped)
+        return self._write_with_summary(args, target, dumped, skipped, incomplete, found)
+
+    # -- before fetching ---------------------------------------------------------------------
+
+    def _prepare_destination(self, args: _Arguments, context: Context) -> ObjectStoragePath | None:
+        """Everything that can fail about the destination, before any request to IoTDA: the
+        format's library, the filesystem, ``if_exists``, map indexes sharing the object."""
+        if args.destination is None:
+            return None
+        assert args.output_format is not None
+        from airflow_provider_iotda import storage
+
+        try:
+            records.require_format(args.output_format)
+            path = storage.resolve(args.destination)
+        except (ImportError, storage.StorageUnavailableError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if _shares_destination(self, context):
+            message = (
+                f"Every map index of {self.task_id} writes the same destination "
+                f"{args.destination}: they overwrite each other and only the last one's records "
+                "remain; put something that differs per index into destination (e.g. "
+                "{{ ti.map_index }})"
+            )
+            if self.if_exists == "fail":
+                raise AirflowFailException(f"{message} (if_exists='fail')")
+            self.log.warning(message)
+        self._refuse_existing(path, args.destination)
+        return path
+
+    def _refuse_existing(self, path: ObjectStoragePath, destination: str) -> None:
+        """Apply ``if_exists='fail'`` / ``'skip'``; an unanswered check fails the task."""
+        if self.if_exists == "overwrite":
+            return
+        from airflow_provider_iotda import storage
+
+        present = storage.exists(path)
+        if present is None:
+            raise AirflowException(
+                f"Could not check whether {destination} exists (if_exists={self.if_exists!r}); "
+                "nothing was written"
+            )
+        if not present:
+            return
+        if self.if_exists == "skip":
+            raise AirflowSkipException(f"{destination} exists (if_exists='skip'): not rewritten")
+        raise AirflowFailException(f"{destination} exists (if_exists='fail'): not overwritten")
 
     # -- fetch -------------------------------------------------------------------------------
 
-    def _fetch(self, args: _Arguments) -> list[InstanceResult]:
-        """Every page of every instance (bounded concurrency), in the order of the instances."""
+    def _fetch(self, args: _Arguments) -> tuple[list[InstanceResult], list[str] | None]:
+        """Every page of every instance (bounded concurrency), in the order of the instances;
+        and, with ``instance_ids="all"``, the instances found."""
         from airflow_provider_iotda.hooks.iotda import IoTDAHook
 
-        config = IoTDAHook(args.conn_id).config  # validates; masks the SK and token
-        instance_ids = args.instance_ids or self._default_instance(args.conn_id, config)
+        with IoTDAHook(args.conn_id) as first:
+            config = first.config  # validates; masks the SK and token
+            found = self._discover(first) if args.all_instances else None
+        instance_ids = (
+            found
+            if found is not None
+            else args.instance_ids or self._default_instance(args.conn_id, config)
+        )
+        self._lineage_source = (_iotda_namespace(config), list(instance_ids))
         self.log.info(
             "Listing tasks of %d instance(s) in project %s (types=%s, statuses=%s, "
             "created in [%s, %s)) with up to %d at once",
@@ -207,7 +299,26 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
             args.created_before.isoformat() if args.created_before else "+inf",
             min(self.max_concurrency, len(instance_ids)),
         )
-        return self._fetch_all(_HookPool(args.conn_id, config), instance_ids, args.keeps)
+        if not instance_ids:
+            return [], found
+        hooks = _HookPool(args.conn_id, config)
+        return self._fetch_all(hooks, instance_ids, args.keeps), found
+
+    def _discover(self, hook: IoTDAHook) -> list[str]:
+        """Every instance of the project (ListInstances, paged, loop-safe)."""
+        try:
+            found = list(dict.fromkeys(i.instance_id for i in hook.iter_instances()))
+        except Exception as exc:
+            raise AirflowException(
+                f"Listing the IoTDA instances of project {hook.config.project_id} failed: {exc}"
+            ) from exc
+        self.log.info(
+            "Found %d instance(s) in project %s: %s",
+            len(found),
+            hook.config.project_id,
+            ", ".join(found) or "none",
+        )
+        return found
 
     @staticmethod
     def _default_instance(conn_id: str, config: IoTDAConnectionConfig) -> list[str]:
@@ -299,6 +410,37 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
             )
         return [r for r in results if r.error is None], skipped
 
+    def _check_completeness(
+        self, args: _Arguments, dumped: list[InstanceResult]
+    ) -> list[dict[str, str | None]]:
+        """The instances whose tasks of the window IoTDA may already have dropped: warned
+        about, or (``on_incomplete='fail'``) the task fails and nothing is written."""
+        now = utc_now()
+        incomplete: list[dict[str, str | None]] = []
+        for result in dumped:
+            reason = records.completeness_gap(result.listed, result.oldest, args.created_after, now)
+            if reason is not None:
+                oldest = records.api_time(result.oldest) if result.oldest else None
+                incomplete.append(
+                    {"instance_id": result.instance_id, "oldest_listed": oldest, "reason": reason}
+                )
+        if not incomplete:
+            return incomplete
+        message = (
+            f"The audit may be incomplete for {len(incomplete)} instance(s): "
+            + "; ".join(
+                f"{i['instance_id']} (oldest task listed {i['oldest_listed']}): {i['reason']}"
+                for i in incomplete
+            )
+            + f"; IoTDA keeps at most {records.KEPT_TASKS} tasks per instance, for "
+            f"{records.RETENTION_DAYS} days"
+        )
+        if self.on_incomplete == "fail":
+            written = f" ({args.destination} was not written)" if args.destination else ""
+            raise AirflowFailException(f"{message} (on_incomplete='fail'){written}")
+        self.log.warning(message)
+        return incomplete
+
     # -- output ------------------------------------------------------------------------------
 
     def _to_xcom(
@@ -314,24 +456,34 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         return all_records
 
     def _write_with_summary(
-        self, args: _Arguments, dumped: list[InstanceResult], skipped: list[dict[str, str]]
+        self,
+        args: _Arguments,
+        path: ObjectStoragePath,
+        dumped: list[InstanceResult],
+        skipped: list[dict[str, str]],
+        incomplete: list[dict[str, str | None]],
+        found: list[str] | None,
     ) -> dict[str, Any]:
         """Write the records whole to the destination; the summary is the XCom."""
         assert args.destination is not None
         assert args.output_format is not None
         all_records = [record for r in dumped for record in r.records]
         data = records.serialise(all_records, args.output_format)
-        path = _write(args.destination, data)
+        self._refuse_existing(path, args.destination)  # again: the fetch took a while
+        _write(path, args.destination, data, records.CONTENT_TYPES[args.output_format])
+        self._written = path
         summary = {
             "destination": args.destination,
             "format": args.output_format,
             "records": len(all_records),
             "bytes": len(data),
             "instances": [r.instance_id for r in dumped],
+            "instances_found": found,
             "by_instance": {r.instance_id: len(r.records) for r in dumped},
             "by_type": records.count_by(all_records, "type"),
             "by_status": records.count_by(all_records, "status"),
             "skipped_instances": skipped,
+            "incomplete_instances": incomplete,
             "empty": not all_records,
         }
         if all_records:
@@ -357,25 +509,84 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
             )
         return summary
 
+    # -- lineage -----------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the IoTDA instances read and the object written (if any).
+
+        An instance is a dataset named by its ID in the namespace
+        ``iotda://{endpoint host}/{project_id}``; the object is named as
+        ``ObjectStoragePath`` names it (``namespace``, ``key``).
+        """
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs: list[Dataset] = []
+        if self._lineage_source is not None:
+            namespace, instance_ids = self._lineage_source
+            inputs = [Dataset(namespace=namespace, name=i) for i in instance_ids]
+        outputs: list[Dataset] = []
+        if self._written is not None:
+            outputs = [Dataset(namespace=self._written.namespace, name=self._written.key)]
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _iotda_namespace(config: IoTDAConnectionConfig) -> str:
+    """The OpenLineage namespace of a project's instances: endpoint host (and port) and project."""
+    from urllib.parse import urlsplit
+
+    return f"iotda://{urlsplit(config.endpoint).netloc}/{config.project_id}"
+
+
+def _shares_destination(operator: BaseOperator, context: Context) -> bool:
+    """Whether this is one map index of a mapped task whose destination is the same for every
+    index: ``destination`` was given to ``partial()`` (not expanded) and its template mentions
+    neither ``map_index`` nor any expanded argument, and the task has more than one index.
+
+    A mapped task's operator is built by ``MappedOperator.unmap()``; the DAG's ``task_dict``
+    keeps the ``MappedOperator`` itself, with ``partial_kwargs`` and the expanded names.
+    """
+    ti = context.get("ti")
+    map_index = getattr(ti, "map_index", None)
+    if map_index is None or map_index < 0 or not operator.has_dag():  # type: ignore[no-untyped-call]
+        return False
+    definition = operator.dag.task_dict.get(operator.task_id)
+    partial = getattr(definition, "partial_kwargs", None)
+    if not isinstance(partial, dict) or partial.get("destination") is None:
+        return False
+    count = context.get("expanded_ti_count")
+    if isinstance(count, int) and count <= 1:
+        return False
+    template = str(partial["destination"])
+    expanded = _expanded_names(definition)
+    return "map_index" not in template and not any(name in template for name in expanded)
+
+
+def _expanded_names(definition: Any) -> set[str]:
+    """The argument names a mapped operator expands (``expand()``, or the keys of literal
+    ``expand_kwargs()`` dicts)."""
+    value = getattr(getattr(definition, "expand_input", None), "value", None)
+    if isinstance(value, dict):
+        return {str(k) for k in value}
+    if isinstance(value, list | tuple):
+        return {str(k) for item in value if isinstance(item, dict) for k in item}
+    return set()
+
 
 def _skipped_note(skipped: list[dict[str, str]]) -> str:
     return f"; skipped {len(skipped)} instance(s)" if skipped else ""
 
 
-def _write(destination: str, data: bytes) -> ObjectStoragePath:
-    from airflow.sdk import ObjectStoragePath
-
+def _write(path: ObjectStoragePath, destination: str, data: bytes, content_type: str) -> None:
     from airflow_provider_iotda.storage import write_object
 
     try:
-        path = ObjectStoragePath(destination)
-        write_object(path, data)
+        write_object(path, data, content_type=content_type)
     except Exception as exc:
         raise AirflowException(
             f"Could not write {destination}: {type(exc).__name__}: {exc}; "
             "no partial object was left at the destination"
         ) from exc
-    return path
 
 
 class _HookPool:
@@ -425,6 +636,9 @@ def _fetch_instance(
             page = hook.list_instance_tasks(instance_id, limit=walk.limit, marker=walk.marker)
             for task in walk.take(page):
                 result.listed += 1
+                created = task.create_time
+                if created is not None and (result.oldest is None or created < result.oldest):
+                    result.oldest = created
                 if keep(task):
                     result.records.append(records.task_record(instance_id, project_id, task))
     except Exception as exc:

@@ -14,11 +14,10 @@ from typing import Any
 
 import pendulum
 import pytest
-import requests_mock
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
-from iotda_test_values import TEST_INSTANCE, TEST_PROJECT, FakeObjectStore, tasks_url
+from iotda_test_values import TEST_INSTANCE, FakeObjectStore, tasks_url
 
 from airflow_provider_iotda import records, storage
 from airflow_provider_iotda.compat import AirflowException
@@ -36,6 +35,9 @@ from .operator_fakes import (
     LoopbackIoTDA,
     api_task,
     connection_json,
+    expected,
+    listing,
+    op,
 )
 
 # Newest first, as the API lists them.
@@ -60,35 +62,6 @@ TASKS_B = [
     api_task("b2", "MODIFY", "SUCCESS", "2024-05-01T06:00:00.000Z"),
     api_task("b1", "UNFREEZE", "PENDING", "2024-05-01T05:00:00.000Z"),
 ]
-
-
-@pytest.fixture
-def fake_iotda(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeIoTDA]:
-    """requests-mock serving ``FakeIoTDA``; the ``iotda_default`` connection points at it."""
-    monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json())
-    with requests_mock.Mocker() as mocker:
-        yield FakeIoTDA(mocker)
-
-
-@pytest.fixture
-def loopback_iotda(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackIoTDA]:
-    """A real HTTP fake on 127.0.0.1 (for concurrency), with the connection pointing at it."""
-    with LoopbackIoTDA() as fake:
-        monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json(endpoint=fake.url))
-        yield fake
-
-
-def op(**kwargs: Any) -> IoTDAInstanceTaskListOperator:
-    kwargs.setdefault("task_id", "dump")
-    return IoTDAInstanceTaskListOperator(**kwargs)
-
-
-def expected(instance_id: str, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"instance_id": instance_id, "project_id": TEST_PROJECT, **t} for t in tasks]
-
-
-def listing(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -124,7 +97,7 @@ class TestParseTimeValidation:
             ),
             (
                 {"destination": "file:///data/tasks.txt", "output_format": "xml"},
-                r"output_format must be one of csv, json, jsonl; got 'xml'",
+                r"output_format must be one of csv, json, jsonl, parquet; got 'xml'",
             ),
             ({"output_format": "json"}, r"output_format applies only when destination is set"),
             ({"max_concurrency": 0}, r"max_concurrency must be an integer from 1 to 64; got 0"),
@@ -133,6 +106,9 @@ class TestParseTimeValidation:
             ({"on_instance_error": "ignore"}, r"on_instance_error must be one of fail, skip"),
             ({"page_size": 501}, r"page_size must be an integer from 1 to 500"),
             ({"iotda_conn_id": "two words"}, r"iotda_conn_id must be an Airflow connection ID"),
+            ({"if_exists": "append"}, r"if_exists must be one of fail, overwrite, skip"),
+            ({"on_incomplete": "ignore"}, r"on_incomplete must be one of fail, warn; got 'ignore'"),
+            ({"instance_ids": "ALL"}, r"instance_ids\[0\] must be 1 to 36 characters"),
         ],
     )
     def test_bad_values_fail_in_the_constructor(self, kwargs: dict[str, Any], message: str) -> None:
@@ -195,7 +171,7 @@ def test_import_is_cheap() -> None:
         "import airflow_provider_iotda.operators.iotda\n"
         "added = set(sys.modules) - before\n"
         "heavy = ('airflow_provider_iotda.hooks', 'requests', 'httpx', 'urllib3', 'tenacity',"
-        " 'uvicorn', 'starlette', 'airflow_provider_iotda.simulator')\n"
+        " 'uvicorn', 'starlette', 'pyarrow', 'airflow_provider_iotda.simulator')\n"
         "print(sorted(m for m in added if m.startswith(heavy)))"
     )
     out = subprocess.run(
@@ -484,6 +460,8 @@ class TestStorageOutput:
             },
             "by_status": {"FAILED": 1, "PENDING": 1, "RUNNING": 1, "SUCCESS": 4},
             "skipped_instances": [],
+            "incomplete_instances": [],
+            "instances_found": None,
             "empty": False,
         }
         json.dumps(summary)

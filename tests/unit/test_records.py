@@ -218,7 +218,7 @@ class TestSerialise:
         with pytest.raises(ValueError, match=r"output_format must be one of json, jsonl, csv"):
             records.serialise([], "xml")
         with pytest.raises(ValueError, match=r"output_format must be one of"):
-            records.parse(b"", "parquet")
+            records.parse(b"", "xml")
 
 
 def test_count_by_and_summary_table() -> None:
