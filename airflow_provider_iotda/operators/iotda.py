@@ -190,7 +190,9 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         if ready(self.iotda_conn_id):
             checked["conn_id"] = validation.conn_id(self.iotda_conn_id, "iotda_conn_id")
         if ready(self.instance_ids):
-            every = isinstance(self.instance_ids, str) and self.instance_ids.strip() == "all"
+            every = (
+                isinstance(self.instance_ids, str) and self.instance_ids.strip() == ALL_INSTANCES
+            )
             checked["all_instances"] = every
             checked["instance_ids"] = None if every else validation.instance_ids(self.instance_ids)
         if ready(self.task_types):
