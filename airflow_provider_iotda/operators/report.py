@@ -256,7 +256,7 @@ class IoTDAInstanceTaskReportOperator(BaseOperator):
         from airflow_provider_iotda.storage import write_object
 
         try:
-            write_object(target, page)
+            write_object(target, page, content_type="text/html; charset=utf-8")
         except Exception as exc:
             raise AirflowException(
                 f"Could not write {destination}: {type(exc).__name__}: {exc}; "
