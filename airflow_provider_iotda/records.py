@@ -1,4 +1,5 @@
-"""Instance-task records: filtering, flattening and serialising (JSON, JSONL, CSV).
+"""Instance-task records: filtering, completeness, flattening and the file formats (JSON,
+JSON Lines, CSV, Parquet).
 
 Pure functions shared by ``IoTDAInstanceTaskListOperator``, the example DAGs, tests and
 benchmarks.  A *record* is one task in the API's JSON shape (field names as the API spells
@@ -6,31 +7,42 @@ them, times as the API's ISO strings) prefixed with the ``instance_id`` and ``pr
 belongs to::
 
     {"instance_id": "...", "project_id": "...", "task_id": "...", "type": "MODIFY", ...}
+
+Parquet needs pyarrow (the ``parquet`` extra), imported only when a Parquet file is written or
+read.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_iotda import validation
+
 if TYPE_CHECKING:
-    import datetime as dt
+    import pyarrow as pa
 
     from airflow_provider_iotda.models import InstanceTask
 
 Record = dict[str, Any]
 
-OUTPUT_FORMATS = ("json", "jsonl", "csv")
+OUTPUT_FORMATS = ("json", "jsonl", "csv", "parquet")
 #: File suffixes from which the output format is inferred.
 SUFFIX_FORMATS: Mapping[str, str] = {
     ".json": "json",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".csv": "csv",
+    ".parquet": "parquet",
+}
+#: What to install for a format that needs more than the standard library.
+FORMAT_EXTRAS: Mapping[str, tuple[str, str]] = {
+    "parquet": ("pyarrow", "airflow-provider-iotda[parquet]"),
 }
 #: CSV columns always present, in this order; other (nested) fields follow, sorted by name.
 CSV_COLUMNS = (
@@ -50,11 +62,20 @@ CSV_COLUMNS = (
     "operate_window.start_time",
     "operate_window.end_time",
 )
+#: Parquet column types other than text (every other column is a nullable string).
+TIME_COLUMNS = ("create_time", "start_time", "end_time")
+INTEGER_COLUMNS = ("progress", "target_config.flavor.size")
+#: The object's content type, by format.
 CONTENT_TYPES: Mapping[str, str] = {
     "json": "application/json",
     "jsonl": "application/x-ndjson",
     "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
 }
+
+#: IoTDA keeps at most this many tasks per instance, and none older than RETENTION_DAYS.
+KEPT_TASKS = 20
+RETENTION_DAYS = 180
 
 
 def matches(
@@ -85,31 +106,70 @@ def matches(
     return not (created_before is not None and created >= created_before)
 
 
-def filter_tasks(
-    tasks: Iterable[InstanceTask],
-    *,
-    task_types: Collection[str] | None = None,
-    statuses: Collection[str] | None = None,
-    created_after: dt.datetime | None = None,
-    created_before: dt.datetime | None = None,
-) -> list[InstanceTask]:
-    """The tasks that pass :func:`matches`, in their original order."""
-    return [
-        t
-        for t in tasks
-        if matches(
-            t,
-            task_types=task_types,
-            statuses=statuses,
-            created_after=created_after,
-            created_before=created_before,
+def completeness_gap(
+    listed: int,
+    oldest: dt.datetime | None,
+    created_after: dt.datetime | None,
+    now: dt.datetime,
+) -> str | None:
+    """Why tasks of an audited window may already be gone from IoTDA, or ``None``.
+
+    ``listed``: how many tasks the instance listed (before any filter); ``oldest``: the
+    creation time of the oldest of them.  IoTDA keeps at most :data:`KEPT_TASKS` tasks for
+    :data:`RETENTION_DAYS` days, so a window that starts before ``now`` minus the retention,
+    or an instance listing :data:`KEPT_TASKS` tasks whose oldest was created after the window's
+    start (or with no start given), may have lost tasks.
+    """
+    if created_after is not None and created_after < now - dt.timedelta(days=RETENTION_DAYS):
+        return (
+            f"created_after {created_after.isoformat()} is more than {RETENTION_DAYS} days "
+            "ago: IoTDA no longer lists tasks that old"
         )
-    ]
+    if listed >= KEPT_TASKS and oldest is not None:
+        if created_after is None:
+            return (
+                f"IoTDA lists {listed} tasks (it keeps at most {KEPT_TASKS}) and the audit has "
+                "no created_after: older tasks may be gone"
+            )
+        if oldest > created_after:
+            return (
+                f"IoTDA lists {listed} tasks (it keeps at most {KEPT_TASKS}) and the oldest "
+                f"was created after created_after {created_after.isoformat()}"
+            )
+    return None
 
 
 def task_record(instance_id: str, project_id: str, task: InstanceTask) -> Record:
     """One record: ``instance_id`` and ``project_id`` followed by the task's API fields."""
     return {"instance_id": instance_id, "project_id": project_id, **task.to_dict()}
+
+
+def resolve_format(destination: str | None, output_format: object) -> str | None:
+    """The output format: ``output_format`` if given (it must agree with a known suffix of
+    ``destination``), else inferred from the suffix; ``None`` for XCom output."""
+    if destination is None:
+        if output_format is not None:
+            raise ValueError(
+                "output_format applies only when destination is set; XCom output is always a "
+                f"list of records (got output_format={output_format!r} and destination=None)"
+            )
+        return None
+    inferred = infer_format(destination)
+    if output_format is None or output_format == "":
+        if inferred is None:
+            raise ValueError(
+                f"output_format is not given and cannot be inferred from destination "
+                f"{destination!r}: use a suffix {', '.join(SUFFIX_FORMATS)} or set "
+                f"output_format to one of {', '.join(OUTPUT_FORMATS)}"
+            )
+        return inferred
+    fmt = validation.one_of(output_format, "output_format", OUTPUT_FORMATS)
+    if inferred is not None and inferred != fmt:
+        raise ValueError(
+            f"output_format={fmt!r} contradicts the suffix of destination {destination!r} "
+            f"(which means {inferred!r}); change one of them"
+        )
+    return fmt
 
 
 def infer_format(path: str) -> str | None:
@@ -181,11 +241,12 @@ def _json_line(record: Mapping[str, Any]) -> str:
 
 
 def serialise(records: Sequence[Mapping[str, Any]], output_format: str) -> bytes:
-    """The whole file as UTF-8 bytes.
+    """The whole file as bytes (UTF-8 for the text formats).
 
     ``json``: one array (``[]`` when empty); ``jsonl``: one record a line (empty when there is
     none); ``csv``: a header line (always) and one row a record, RFC 4180 ``\\r\\n`` line
-    ends (so a field holding a lone ``\\r`` or ``\\n`` is quoted and reads back intact).
+    ends (so a field holding a lone ``\\r`` or ``\\n`` is quoted and reads back intact);
+    ``parquet``: the columns of :func:`parquet_table`.
     """
     if output_format == "json":
         return (json.dumps(list(records), ensure_ascii=False) + "\n").encode()
@@ -198,13 +259,25 @@ def serialise(records: Sequence[Mapping[str, Any]], output_format: str) -> bytes
         writer.writerow(header)
         writer.writerows(rows)
         return buffer.getvalue().encode()
+    if output_format == "parquet":
+        import pyarrow.parquet as pq
+
+        out = io.BytesIO()
+        pq.write_table(parquet_table(records), out)
+        return out.getvalue()
     raise ValueError(
         f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
     )
 
 
 def parse(data: bytes | str, output_format: str) -> list[Record]:
-    """Read a file written by :func:`serialise` back (CSV rows come back flat, as strings)."""
+    """Read a file written by :func:`serialise` back.
+
+    CSV rows come back flat, as strings; Parquet rows flat, with every column (null as
+    ``None``), times as the API's strings and integers as ``int``.
+    """
+    if output_format == "parquet":
+        return _parse_parquet(data)
     text = data.decode() if isinstance(data, bytes) else data
     if output_format == "json":
         loaded = json.loads(text)
@@ -218,6 +291,88 @@ def parse(data: bytes | str, output_format: str) -> list[Record]:
     raise ValueError(
         f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
     )
+
+
+def require_format(output_format: str) -> None:
+    """Raise ``ImportError`` naming what to install if ``output_format`` cannot be written."""
+    extra = FORMAT_EXTRAS.get(output_format)
+    if extra is None:
+        return
+    module, package = extra
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"output_format {output_format!r} needs {module}, which is not installed: "
+            f"pip install '{package}'"
+        ) from exc
+
+
+def parquet_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """The flat CSV columns (:func:`csv_header`) as an Arrow table: :data:`TIME_COLUMNS` as
+    ``timestamp[ms, tz=UTC]``, :data:`INTEGER_COLUMNS` as ``int64``, the rest as strings
+    (lists and objects as JSON).  The schema is the same for an empty result."""
+    import pyarrow as pa
+
+    flat = [flatten(r) for r in records]
+    columns: dict[str, pa.Array] = {}
+    for name in csv_header(flat):
+        values = [row.get(name) for row in flat]
+        if name in TIME_COLUMNS:
+            times = [_utc_time(v, name) for v in values]
+            columns[name] = pa.array(times, type=pa.timestamp("ms", tz="UTC"))
+        elif name in INTEGER_COLUMNS:
+            columns[name] = pa.array([_integer(v, name) for v in values], type=pa.int64())
+        else:
+            text = [None if v is None else _csv_cell(v) for v in values]
+            columns[name] = pa.array(text, type=pa.string())
+    return pa.table(columns)
+
+
+def _utc_time(value: Any, column: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+            return moment.astimezone(dt.UTC)
+    raise ValueError(f"{column} must be an ISO-8601 time such as the API gives; got {value!r}")
+
+
+def _integer(value: Any, column: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"{column} must be an integer; got {value!r}")
+
+
+def api_time(moment: dt.datetime) -> str:
+    """A time as the API writes it: ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (UTC)."""
+    utc = moment.astimezone(dt.UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def _parse_parquet(data: bytes | str) -> list[Record]:
+    if not isinstance(data, bytes):
+        raise ValueError("a parquet task file is binary: pass its bytes")
+    import pyarrow.parquet as pq
+
+    rows: list[Record] = pq.read_table(io.BytesIO(data)).to_pylist()
+    for row in rows:
+        for name in TIME_COLUMNS:
+            value = row.get(name)
+            if isinstance(value, dt.datetime):
+                row[name] = api_time(value)
+    return rows
 
 
 def count_by(records: Iterable[Mapping[str, Any]], field: str) -> dict[str, int]:

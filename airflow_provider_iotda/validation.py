@@ -7,8 +7,10 @@ can never change the request path (no ``/``, ``..``, ``%2F``, ``?``, ``#`` or ne
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime as dt
+import json
 import math
 import re
 from collections.abc import Collection, Iterable
@@ -27,6 +29,9 @@ _FLAVOR_TYPE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
 # Airflow's own rule for connection IDs (airflow.models.connection.RE_SANITIZE_CONN_ID).
 _CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# What could move a rendered destination somewhere else than its template says.
+_UNSAFE_DESTINATION = re.compile(r"[?#\x00-\x1f\x7f]|%2[fF]|%5[cC]")
 
 OFFSET_RANGE = (0, 500)
 LIMIT_RANGE = (1, 500)
@@ -119,9 +124,55 @@ def positive_number(value: object, field: str, *, allow_zero: bool = False) -> f
     raise ValueError(f"{field} must be a number of seconds {bound}; got {_shown(value)}")
 
 
+def name_list(value: object, field: str) -> object:
+    """Text holding a list (``'["a", "b"]'``, as a rendered template gives one) as that list;
+    anything else unchanged."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        text = value.strip()
+        try:
+            return json.loads(text)
+        except ValueError:
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError) as exc:
+                raise ValueError(
+                    f"{field} must be a name, a comma-separated string or a list of names; "
+                    f"got {_shown(text)}"
+                ) from exc
+    return value
+
+
+def instance_ids(value: object, field: str = "instance_ids") -> list[str] | None:
+    """``None`` (the connection's instance), one ID, or a list of IDs; deduplicated, in order.
+
+    A string may hold several IDs separated by commas or spaces, or a JSON list (as a template
+    rendered from a Variable gives it).
+    """
+    if value is None:
+        return None
+    value = name_list(value, field)
+    items: list[object]
+    if isinstance(value, str):
+        items = [part for part in re.split(r"[,\s]+", value) if part]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(
+            f"{field} must be an instance ID or a list of instance IDs "
+            f"(1 to 36 characters of [a-f0-9-]); got {type(value).__name__}"
+        )
+    if not items:
+        raise ValueError(
+            f"{field} must name at least one instance (or be None for the connection's instance)"
+        )
+    ids = [instance_id(item, f"{field}[{i}]") for i, item in enumerate(items)]
+    return list(dict.fromkeys(ids))
+
+
 def _upper_names(
     value: object, field: str, known: Collection[str], *, allow_empty: bool
 ) -> frozenset[str]:
+    value = name_list(value, field)
     items: Iterable[object]
     if isinstance(value, str):
         items = [part for part in re.split(r"[,\s]+", value) if part]
@@ -170,6 +221,54 @@ def timestamp(value: object, field: str) -> pendulum.DateTime | None:
         if isinstance(parsed, pendulum.DateTime):
             return parsed.in_timezone("UTC")
     raise ValueError(f"{field} must be a datetime or an ISO-8601 string; got {_shown(value)}")
+
+
+def time_window(
+    after: object, before: object
+) -> tuple[pendulum.DateTime | None, pendulum.DateTime | None]:
+    """``created_after`` and ``created_before``: the half-open window ``after <= t < before``."""
+    start = timestamp(after, "created_after")
+    end = timestamp(before, "created_before")
+    if start is not None and end is not None and start >= end:
+        raise ValueError(
+            f"created_after must be earlier than created_before (the window is "
+            f"created_after <= create_time < created_before); got {start.isoformat()} and "
+            f"{end.isoformat()}"
+        )
+    return start, end
+
+
+def destination(value: object, field: str = "destination") -> str:
+    """An absolute path or a URL (or an ``ObjectStoragePath``) that templates cannot bend:
+    no ``.``/``..`` segments, ``?``, ``#``, encoded separators or control characters."""
+    if isinstance(value, str):
+        text = value.strip()
+    elif hasattr(value, "protocol") and hasattr(value, "path"):  # an ObjectStoragePath
+        return str(value)
+    else:
+        raise ValueError(
+            f"{field} must be None (XCom), a path or URL string, or an ObjectStoragePath; "
+            f"got {type(value).__name__}"
+        )
+    if not text:
+        raise ValueError(
+            f"{field} must be None (XCom) or a path/URL such as "
+            "file:///data/iotda/{{ ds }}/tasks.jsonl; got an empty string"
+        )
+    if _UNSAFE_DESTINATION.search(text) or any(
+        segment in (".", "..") for segment in _URL_SCHEME.sub("", text).split("/")
+    ):
+        raise ValueError(
+            f"{field} must not contain '.' or '..' segments, '?', '#', an encoded '/' or "
+            f"'\\' (%2F, %5C) or control characters; got {text!r}"
+        )
+    if not _URL_SCHEME.match(text) and not text.startswith("/"):
+        raise ValueError(
+            f"{field} must be an absolute path or a URL such as "
+            "file:///data/iotda/tasks.jsonl or s3://aws_default@bucket/iotda/tasks.csv; "
+            f"got {text!r}"
+        )
+    return text
 
 
 def one_of(value: object, field: str, allowed: Collection[str]) -> str:

@@ -40,7 +40,7 @@ VARIANTS: dict[str, str] = {
 PROVIDER = "+ sensor and operator modules"
 BASES = "+ Airflow's BaseSensorOperator/BaseOperator only"
 SDK = "+ huaweicloudsdkiotdm.v5 (Huawei's SDK client)"
-MUST_NOT_ADD = ("requests", "httpx", "urllib3", "tenacity", "uvicorn", "starlette")
+MUST_NOT_ADD = ("requests", "httpx", "urllib3", "tenacity", "uvicorn", "starlette", "pyarrow")
 TARGET_MS = 10.0
 TARGET_MB = 2.0
 
@@ -254,7 +254,8 @@ def main() -> None:
         f"{', '.join(heavy) or 'none'}; {threads}; {sockets}",
         "none; 0; 0",
         not heavy and threads == 0 and sockets == 0,
-        note="requests, httpx, urllib3, tenacity, uvicorn, starlette, hooks, triggers, simulator",
+        note="requests, httpx, urllib3, tenacity, uvicorn, starlette, pyarrow, hooks, triggers, "
+        "simulator",
     )
     report.details["figures"] = figures
     report.details["added_modules"] = added

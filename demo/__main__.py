@@ -108,9 +108,11 @@ def run_dag_test(args: list[str], env: dict[str, str], transcript: list[str]) ->
 
 def audit_table(base: Path) -> list[Path]:
     """Print a table (instance x type x status) of every audit file under ``base``."""
+    from airflow_provider_iotda.records import infer_format, parse
+
     files = sorted(p for p in base.rglob("*") if p.is_file())
     for path in files:
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = parse(path.read_bytes(), infer_format(path.name) or "jsonl")
         say(f"audit file {path} holds {len(records)} record(s)")
         counts = Counter((r["instance_id"], r["type"], r["status"]) for r in records)
         print(f"   {'instance':<38}{'type':<22}{'status':<9}{'count':>5}")

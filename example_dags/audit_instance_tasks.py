@@ -1,26 +1,33 @@
-"""Every day, dump the previous day's tasks of several IoTDA instances to a file, then report.
+"""Every day, audit the previous day's tasks of every IoTDA instance to a Parquet file, then
+report on them.
 
 What it shows
 -------------
-1. ``dump_tasks`` (``IoTDAInstanceTaskListOperator``) lists every task of every instance
-   (several instances at once), keeps those created in the run's data interval -- the previous
-   day, ``created_after <= create_time < created_before`` -- and writes them as JSON Lines to
-   ``{base}/{day}/tasks.jsonl`` through ``ObjectStoragePath``.  The file is written whole (a
+1. ``dump_tasks`` (``IoTDAInstanceTaskListOperator``) finds every instance of the connection's
+   project (``instance_ids="all"``, ListInstances), lists every task of each (several
+   instances at once), keeps those created in the run's data interval -- the previous day,
+   ``created_after <= create_time < created_before`` -- and writes them as Parquet to
+   ``{base}/{day}/tasks.parquet`` through ``ObjectStoragePath``.  The file is written whole (a
    temporary name, then a rename) or not at all: if any instance fails after its retries, the
-   task fails and nothing is written.  Its XCom is a small summary, never the data.
+   task fails and nothing is written.  ``if_exists="fail"``: a day already audited is never
+   overwritten.  Its XCom is a small summary, never the data; the summary's
+   ``incomplete_instances`` names the instances whose tasks of the day IoTDA may already have
+   dropped (it keeps at most 20 per instance): running daily keeps that list empty unless an
+   instance runs more than 20 tasks a day.
 2. ``report`` reads the file back through ``ObjectStoragePath``, logs a table of counts by
    instance, type and status, and returns those counts.
 
 Settings (read when the task runs, not when the DAG is parsed)
 ---------------------------------------------------------------
-- Variable ``iotda_audit_instance_ids``: a JSON list of instance IDs.  Default: the three
-  instances of the simulator's demo scenario.
+- Variable ``iotda_audit_instance_ids``: a JSON list of instance IDs to audit instead of
+  ``"all"``.
 - Variable ``iotda_audit_base``, else environment variable ``IOTDA_AUDIT_BASE``: the base
   directory.  Default: ``iotda-audit`` in the system's temporary directory.  For an object
   store, change ``destination=`` of ``dump_tasks`` below to a URL, e.g.
-  ``s3://aws_default@bucket/iotda/{{ data_interval_start | ds }}/tasks.jsonl`` (Huawei OBS
+  ``"s3://aws_default@bucket/iotda/{{ data_interval_start | ds }}/tasks.parquet"`` (Huawei OBS
   is S3-compatible; needs ``apache-airflow-providers-amazon[s3fs]``).
 - Connection ``iotda_default`` (type ``huaweicloud_iotda``).
+- Parquet needs pyarrow: ``pip install 'airflow-provider-iotda[parquet]'``.
 
 The schedule is a ``CronDataIntervalTimetable``: each daily run covers the whole previous day
 (Airflow 3's plain ``"@daily"`` gives runs a zero-length interval).
@@ -28,8 +35,8 @@ The schedule is a ``CronDataIntervalTimetable``: each daily run covers the whole
 Try it against the local simulator, whose demo scenario has tasks spread over the last three
 days, so "yesterday" always holds some::
 
-    IOTDA_SIMULATOR_SK=sim-secret-key python -m airflow_provider_iotda.simulator \
-        --ak sim-access-key --project-id 0123456789abcdef0123456789abcdef \
+    IOTDA_SIMULATOR_SK=sim-secret-key python -m airflow_provider_iotda.simulator \\
+        --ak sim-access-key --project-id 0123456789abcdef0123456789abcdef \\
         --scenario demo --port 8787 &
     export AIRFLOW_CONN_IOTDA_DEFAULT='{"conn_type": "huaweicloud_iotda",
         "login": "sim-access-key", "password": "sim-secret-key",
@@ -37,7 +44,7 @@ days, so "yesterday" always holds some::
                   "project_id": "0123456789abcdef0123456789abcdef"}}'
     export IOTDA_AUDIT_BASE=/tmp/iotda-audit
     airflow dags test audit_instance_tasks
-    cat /tmp/iotda-audit/*/tasks.jsonl
+    ls /tmp/iotda-audit/*/tasks.parquet
 """
 
 from __future__ import annotations
@@ -56,13 +63,6 @@ from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
 log = logging.getLogger(__name__)
 
-#: The instances of the simulator's demo scenario (airflow_provider_iotda/simulator/
-#: demo_scenario.json); set the Variable ``iotda_audit_instance_ids`` for your own.
-DEMO_INSTANCE_IDS = [
-    "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01",
-    "a8d1e6b2-4c3f-4a9e-8b7d-2f1c0e9d8a76",
-    "c5e4b3a2-9d8c-4f7e-a6b5-1c2d3e4f5a60",
-]
 DEFAULT_BASE = os.path.join(tempfile.gettempdir(), "iotda-audit")
 
 
@@ -73,22 +73,23 @@ def audit_base() -> str:
     return os.path.abspath(base or DEFAULT_BASE)
 
 
-def audit_instance_ids() -> list[str]:
-    """The instances to audit: Variable ``iotda_audit_instance_ids`` (a JSON list)."""
+def audit_instance_ids() -> str | list[str]:
+    """The instances to audit: Variable ``iotda_audit_instance_ids`` (a JSON list), else
+    ``"all"`` (every instance of the connection's project)."""
     ids = Variable.get("iotda_audit_instance_ids", default=None, deserialize_json=True)
-    return list(ids) if ids else list(DEMO_INSTANCE_IDS)
+    return list(ids) if ids else "all"
 
 
 with DAG(
     dag_id="audit_instance_tasks",
-    description="Dump the previous day's IoTDA instance tasks to a file and report on them",
+    description="Audit the previous day's tasks of every IoTDA instance to Parquet and report",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["iotda", "example", "audit"],
     user_defined_macros={"audit_base": audit_base, "audit_instance_ids": audit_instance_ids},
-    # Templates give native values (the list of IDs stays a list).
+    # Templates give native values (a list of IDs stays a list).
     render_template_as_native_obj=True,
 ) as dag:
     dump_tasks = IoTDAInstanceTaskListOperator(
@@ -97,9 +98,11 @@ with DAG(
         instance_ids="{{ audit_instance_ids() }}",
         created_after="{{ data_interval_start }}",
         created_before="{{ data_interval_end }}",
-        destination="file://{{ audit_base() }}/{{ data_interval_start | ds }}/tasks.jsonl",
+        destination="file://{{ audit_base() }}/{{ data_interval_start | ds }}/tasks.parquet",
+        if_exists="fail",  # an audited day is written once
         max_concurrency=8,
         on_instance_error="fail",  # all or nothing: a gap in an audit trail must not go unseen
+        on_incomplete="warn",  # "fail" refuses to record a day IoTDA no longer fully lists
     )
 
     @task
@@ -123,6 +126,11 @@ with DAG(
             "by_instance": records.count_by(rows, "instance_id"),
             "by_type": records.count_by(rows, "type"),
             "by_status": records.count_by(rows, "status"),
+            "incomplete_instances": summary["incomplete_instances"],
         }
 
     report(dump_tasks.output)
+
+    # The HTML report (IoTDAInstanceTaskReportOperator, issue 16) reads the same file:
+    # add it here, downstream of dump_tasks, with source="{{ ti.xcom_pull('dump_tasks')
+    # ['destination'] }}".

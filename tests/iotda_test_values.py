@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
+from fsspec.spec import AbstractBufferedFile
 
 from airflow_provider_iotda.auth import expected_authorization, parse_authorization
 
@@ -265,3 +267,67 @@ def failure_type(name: str) -> str:
     import airflow
 
     return "NoneType" if str(airflow.__version__).startswith(("3.1.", "3.2.")) else name
+
+
+class _Upload(AbstractBufferedFile):  # type: ignore[misc]
+    """A buffered upload as s3fs makes one: the object appears only when the last part is sent
+    (one PUT, or the completion of a multipart upload)."""
+
+    def _initiate_upload(self) -> None:
+        self._parts: list[bytes] = []
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        self._parts.append(self.buffer.getvalue())
+        if final:
+            if self.fs.fail_commit:
+                raise ConnectionResetError("connection reset while completing the upload")
+            self.fs.store[self.path] = MemoryFile(self.fs, self.path, b"".join(self._parts))
+        return True
+
+
+class FakeObjectStore(MemoryFileSystem):  # type: ignore[misc]
+    """An in-memory object store (fsspec) with contents of its own and injected faults.
+
+    ``exists_failures``: how many ``exists`` calls raise ``TimeoutError``; ``fail_write``: a
+    write buffers half its data, then raises; ``fail_commit``: the final PUT fails (a previous
+    object stays as it was).  ``writes`` records each write's size, ``opened`` the keyword
+    arguments of each open for writing.  Attach it with
+    ``monkeypatch.setitem(_STORE_CACHE, "memory", ObjectStore("memory", None, fs=store))``.
+    """
+
+    cachable = False
+
+    def __init__(
+        self, exists_failures: int = 0, fail_write: bool = False, fail_commit: bool = False
+    ) -> None:
+        super().__init__()
+        self.store: dict[str, Any] = {}
+        self.pseudo_dirs = [""]
+        self.exists_failures = exists_failures
+        self.fail_write = fail_write
+        self.fail_commit = fail_commit
+        self.writes: list[int] = []
+        self.opened: list[dict[str, Any]] = []
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        if self.exists_failures > 0:
+            self.exists_failures -= 1
+            raise TimeoutError("HEAD request timed out")
+        return bool(super().exists(path, **kwargs))
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if "w" not in mode or "data" in kwargs:  # reads, and pipe_file() setting up a test
+            return super()._open(path, mode, **kwargs)
+        self.opened.append(dict(kwargs))
+        handle = _Upload(self, self._strip_protocol(path), mode)
+        buffered = handle.write
+
+        def write(data: bytes) -> int:
+            self.writes.append(len(data))
+            if self.fail_write:
+                buffered(data[: len(data) // 2])
+                raise ConnectionResetError("connection reset during upload")
+            return int(buffered(data))
+
+        handle.write = write
+        return handle

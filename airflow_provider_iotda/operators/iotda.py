@@ -1,18 +1,13 @@
 """``IoTDAInstanceTaskListOperator``: dump IoTDA instance task lists to XCom or to storage.
 
-Importing this module is cheap: the hook (and ``requests``) is imported when the task runs.
+Importing this module is cheap: the hook (and ``requests``), the storage back ends and pyarrow
+are imported when the task runs.
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import json
-import os
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_iotda import records, validation
-from airflow_provider_iotda.compat import AirflowException
+from airflow_provider_iotda.compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+)
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     import datetime as dt
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_iotda.config import IoTDAConnectionConfig
@@ -35,142 +35,42 @@ if TYPE_CHECKING:
 DEFAULT_MAX_CONCURRENCY = 16
 MAX_CONCURRENCY_RANGE = (1, 64)
 ON_INSTANCE_ERROR = ("fail", "skip")
-_LOCAL_PROTOCOLS = frozenset({"file", "local"})
-_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# What could move a rendered destination somewhere else than its template says.
-_UNSAFE_DESTINATION = re.compile(r"[?#\x00-\x1f\x7f]|%2[fF]|%5[cC]")
+ON_INCOMPLETE = ("warn", "fail")
+IF_EXISTS = ("overwrite", "fail", "skip")
+#: ``instance_ids`` value that audits every instance of the connection's project.
+ALL_INSTANCES = "all"
 
 
-def _is_template(value: object) -> bool:
-    """Whether ``value`` still holds Jinja markup (it is checked after rendering then)."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, list | tuple):
-        return any(_is_template(v) for v in value)
-    return False
+def utc_now() -> dt.datetime:
+    """The wall clock (UTC), read only by the completeness check; tests patch this."""
+    import pendulum
+
+    return pendulum.now("UTC")
 
 
-def _names(value: object, field_name: str) -> object:
-    """Accept the forms a rendered template gives a list: JSON or Python list text."""
-    if isinstance(value, str) and value.strip().startswith("["):
-        text = value.strip()
-        try:
-            return json.loads(text)
-        except ValueError:
-            try:
-                return ast.literal_eval(text)
-            except (ValueError, SyntaxError) as exc:
-                raise ValueError(
-                    f"{field_name} must be a name, a comma-separated string or a list of names; "
-                    f"got {text[:80]!r}"
-                ) from exc
-    return value
+@dataclass(frozen=True)
+class _Arguments:
+    """The rendered operator arguments, validated."""
 
+    conn_id: str
+    instance_ids: list[str] | None
+    all_instances: bool
+    task_types: frozenset[str] | None
+    statuses: frozenset[str] | None
+    created_after: dt.datetime | None
+    created_before: dt.datetime | None
+    destination: str | None
+    output_format: str | None
 
-def parse_instance_ids(value: object, field_name: str = "instance_ids") -> list[str] | None:
-    """``None`` (the connection's instance), one ID, or a list of IDs; deduplicated, in order.
-
-    A string may hold several IDs separated by commas or spaces, or a JSON list (as a template
-    rendered from a Variable gives it).
-    """
-    if value is None:
-        return None
-    value = _names(value, field_name)
-    items: list[object]
-    if isinstance(value, str):
-        items = [part for part in re.split(r"[,\s]+", value) if part]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        raise ValueError(
-            f"{field_name} must be an instance ID or a list of instance IDs "
-            f"(1 to 36 characters of [a-f0-9-]); got {type(value).__name__}"
+    def keeps(self, task: InstanceTask) -> bool:
+        """Whether ``task`` passes the filters."""
+        return records.matches(
+            task,
+            task_types=self.task_types,
+            statuses=self.statuses,
+            created_after=self.created_after,
+            created_before=self.created_before,
         )
-    if not items:
-        raise ValueError(
-            f"{field_name} must name at least one instance (or be None for the connection's "
-            "instance)"
-        )
-    ids = [validation.instance_id(item, f"{field_name}[{i}]") for i, item in enumerate(items)]
-    return list(dict.fromkeys(ids))
-
-
-def _optional_names(value: object, field_name: str, check: Any) -> frozenset[str] | None:
-    if value is None:
-        return None
-    result: frozenset[str] = check(_names(value, field_name), field_name)
-    return result
-
-
-def _window(after: object, before: object) -> tuple[dt.datetime | None, dt.datetime | None]:
-    start = validation.timestamp(after, "created_after")
-    end = validation.timestamp(before, "created_before")
-    if start is not None and end is not None and start >= end:
-        raise ValueError(
-            f"created_after must be earlier than created_before (the window is "
-            f"created_after <= create_time < created_before); got {start.isoformat()} and "
-            f"{end.isoformat()}"
-        )
-    return start, end
-
-
-def _destination_text(value: object) -> str:
-    if isinstance(value, str):
-        text = value.strip()
-    elif hasattr(value, "protocol") and hasattr(value, "path"):  # an ObjectStoragePath
-        return str(value)
-    else:
-        raise ValueError(
-            "destination must be None (XCom), a path or URL string, or an ObjectStoragePath; "
-            f"got {type(value).__name__}"
-        )
-    if not text:
-        raise ValueError(
-            "destination must be None (XCom) or a path/URL such as "
-            "file:///data/iotda/{{ ds }}/tasks.jsonl; got an empty string"
-        )
-    if _UNSAFE_DESTINATION.search(text) or any(
-        segment in (".", "..") for segment in _URL_SCHEME.sub("", text).split("/")
-    ):
-        raise ValueError(
-            "destination must not contain '.' or '..' segments, '?', '#', an encoded '/' or "
-            f"'\\' (%2F, %5C) or control characters; got {text!r}"
-        )
-    if not _URL_SCHEME.match(text) and not text.startswith("/"):
-        raise ValueError(
-            "destination must be an absolute path or a URL such as "
-            "file:///data/iotda/tasks.jsonl or s3://aws_default@bucket/iotda/tasks.csv; "
-            f"got {text!r}"
-        )
-    return text
-
-
-def resolve_format(destination: str | None, output_format: object) -> str | None:
-    """The output format: ``output_format`` if given (it must agree with a known suffix of
-    ``destination``), else inferred from the suffix; ``None`` for XCom output."""
-    if destination is None:
-        if output_format is not None:
-            raise ValueError(
-                "output_format applies only when destination is set; XCom output is always a "
-                f"list of records (got output_format={output_format!r} and destination=None)"
-            )
-        return None
-    inferred = records.infer_format(destination)
-    if output_format is None or output_format == "":
-        if inferred is None:
-            raise ValueError(
-                f"output_format is not given and cannot be inferred from destination "
-                f"{destination!r}: use a suffix {', '.join(records.SUFFIX_FORMATS)} or set "
-                f"output_format to one of {', '.join(records.OUTPUT_FORMATS)}"
-            )
-        return inferred
-    fmt = validation.one_of(output_format, "output_format", records.OUTPUT_FORMATS)
-    if inferred is not None and inferred != fmt:
-        raise ValueError(
-            f"output_format={fmt!r} contradicts the suffix of destination {destination!r} "
-            f"(which means {inferred!r}); change one of them"
-        )
-    return fmt
 
 
 @dataclass
@@ -180,6 +80,7 @@ class InstanceResult:
     instance_id: str
     records: list[records.Record] = field(default_factory=list)
     listed: int = 0
+    oldest: dt.datetime | None = None
     pages: int = 0
     seconds: float = 0.0
     error: BaseException | None = None
@@ -192,9 +93,10 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
     Records are ``{"instance_id", "project_id", **task}`` with the API's field names and time
     strings, ordered by instance (as given, duplicates dropped) and then newest first.
 
-    :param iotda_conn_id: connection of type ``huaweicloud_iotda``.
-    :param instance_ids: an instance ID, a list of them, or a comma-separated string (templated);
-        default: the connection's ``instance_id``.
+    :param iotda_conn_id: connection of type ``huaweicloud_iotda`` (templated).
+    :param instance_ids: an instance ID, a list of them, a comma-separated string, or ``"all"``
+        (every instance of the project, found with ListInstances); templated; default: the
+        connection's ``instance_id``.
     :param task_types: keep only these types (``MODIFY``, ``CREATE``, ...); templated.
     :param statuses: keep only these statuses (``PENDING``, ``RUNNING``, ``SUCCESS``,
         ``FAILED``); templated.
@@ -205,20 +107,27 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
     :param destination: ``None`` to return the records as XCom, or a path/URL written through
         ``airflow.sdk.ObjectStoragePath`` (templated), e.g.
         ``"file:///data/iotda/{{ ds }}/tasks.jsonl"`` or ``"s3://aws_default@bucket/{{ ds }}.csv"``.
-    :param output_format: ``json`` (one array), ``jsonl`` (one record a line) or ``csv``
-        (flattened, stable header); inferred from the destination's suffix when not given.
+    :param output_format: ``json`` (one array), ``jsonl`` (one record a line), ``csv``
+        (flattened, stable header) or ``parquet`` (the CSV columns, typed; needs the
+        ``parquet`` extra); inferred from the destination's suffix when not given.
+    :param if_exists: ``overwrite`` (default), ``fail`` or ``skip`` (the task is skipped) when
+        the destination already exists; checked before anything is fetched.
     :param max_concurrency: instances fetched at once (1 to 64, default 16).
     :param on_instance_error: ``fail`` (default: the task fails, nothing is written) or
         ``skip`` (the instance is left out, logged and listed in the summary).
+    :param on_incomplete: ``warn`` (default) or ``fail`` (fail, write nothing) when IoTDA may
+        already have dropped tasks of the audited window (see ``records.completeness_gap``).
     :param page_size: records per request (1 to 500; default: the API's 500).
 
     Returns the list of records (XCom output) or, with a destination, a small summary:
-    ``destination``, ``format``, ``records``, ``bytes``, ``instances``, ``by_instance``,
-    ``by_type``, ``by_status``, ``skipped_instances`` and ``empty``; never the data itself.
-    The object at the destination is written whole or not at all.
+    ``destination``, ``format``, ``records``, ``bytes``, ``instances``, ``instances_found``,
+    ``by_instance``, ``by_type``, ``by_status``, ``skipped_instances``,
+    ``incomplete_instances`` and ``empty``; never the data itself.  The object at the
+    destination is written whole or not at all.
     """
 
     template_fields: Sequence[str] = (
+        "iotda_conn_id",
         "instance_ids",
         "task_types",
         "statuses",
@@ -240,8 +149,10 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         created_before: dt.datetime | str | None = None,
         destination: str | ObjectStoragePath | None = None,
         output_format: str | None = None,
+        if_exists: str = "overwrite",
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         on_instance_error: str = "fail",
+        on_incomplete: str = "warn",
         page_size: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -254,171 +165,187 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         self.created_before = created_before
         self.destination = destination
         self.output_format = output_format
+        self.if_exists = validation.one_of(if_exists, "if_exists", IF_EXISTS)
         self.max_concurrency = validation.bounded_int(
             max_concurrency, "max_concurrency", *MAX_CONCURRENCY_RANGE
         )
         self.on_instance_error = validation.one_of(
             on_instance_error, "on_instance_error", ON_INSTANCE_ERROR
         )
+        self.on_incomplete = validation.one_of(on_incomplete, "on_incomplete", ON_INCOMPLETE)
         self.page_size = validation.limit(page_size, "page_size") if page_size is not None else None
         # Everything that is not a template is checked now, at DAG parse time.
         self._check_fields(only_literal=True)
+        # What the last run read and wrote, for OpenLineage.
+        self._lineage_source: tuple[str, list[str]] | None = None
+        self._written: ObjectStoragePath | None = None
 
     def _check_fields(self, *, only_literal: bool) -> dict[str, Any]:
         """Validate the (rendered) fields; skip the ones still holding templates if asked."""
 
         def ready(*values: object) -> bool:
-            return not (only_literal and any(_is_template(v) for v in values))
+            return not (only_literal and any(validation.is_template(v) for v in values))
 
         checked: dict[str, Any] = {}
+        if ready(self.iotda_conn_id):
+            checked["conn_id"] = validation.conn_id(self.iotda_conn_id, "iotda_conn_id")
         if ready(self.instance_ids):
-            checked["instance_ids"] = parse_instance_ids(self.instance_ids)
+            every = (
+                isinstance(self.instance_ids, str) and self.instance_ids.strip() == ALL_INSTANCES
+            )
+            checked["all_instances"] = every
+            checked["instance_ids"] = None if every else validation.instance_ids(self.instance_ids)
         if ready(self.task_types):
-            checked["task_types"] = _optional_names(
-                self.task_types, "task_types", validation.task_types
+            checked["task_types"] = (
+                None if self.task_types is None else validation.task_types(self.task_types)
             )
         if ready(self.statuses):
-            checked["statuses"] = _optional_names(
-                self.statuses, "statuses", validation.task_statuses
+            checked["statuses"] = (
+                None if self.statuses is None else validation.task_statuses(self.statuses)
             )
         if ready(self.created_after, self.created_before):
-            checked["window"] = _window(self.created_after, self.created_before)
+            window = validation.time_window(self.created_after, self.created_before)
+            checked["created_after"], checked["created_before"] = window
         if ready(self.destination, self.output_format):
-            destination = None if self.destination is None else _destination_text(self.destination)
+            destination = (
+                None if self.destination is None else validation.destination(self.destination)
+            )
             checked["destination"] = destination
-            checked["output_format"] = resolve_format(destination, self.output_format)
+            checked["output_format"] = records.resolve_format(destination, self.output_format)
         return checked
 
     # -- execution ---------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        """Fetch, filter, and return the records or write them and return a summary."""
-        checked = self._check_fields(only_literal=False)
-        destination: str | None = checked["destination"]
-        output_format: str | None = checked["output_format"]
-        task_types: frozenset[str] | None = checked["task_types"]
-        statuses: frozenset[str] | None = checked["statuses"]
-        created_after, created_before = checked["window"]
+        """Check the destination, fetch, filter, and return the records or write them and
+        return a summary."""
+        args = _Arguments(**self._check_fields(only_literal=False))
+        target = self._prepare_destination(args, context)
+        results, found = self._fetch(args)
+        dumped, skipped = self._fail_or_skip(results, args.destination)
+        incomplete = self._check_completeness(args, dumped)
+        if target is None:
+            return self._to_xcom(dumped, skipped)
+        return self._write_with_summary(args, target, dumped, skipped, incomplete, found)
 
+    # -- before fetching ---------------------------------------------------------------------
+
+    def _prepare_destination(self, args: _Arguments, context: Context) -> ObjectStoragePath | None:
+        """Everything that can fail about the destination, before any request to IoTDA: the
+        format's library, the filesystem, ``if_exists``, map indexes sharing the object."""
+        if args.destination is None:
+            return None
+        assert args.output_format is not None
+        from airflow_provider_iotda import storage
+
+        try:
+            records.require_format(args.output_format)
+            path = storage.resolve(args.destination)
+        except (ImportError, storage.StorageUnavailableError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if _shares_destination(self, context):
+            message = (
+                f"Every map index of {self.task_id} writes the same destination "
+                f"{args.destination}: they overwrite each other and only the last one's records "
+                "remain; put something that differs per index into destination (e.g. "
+                "{{ ti.map_index }})"
+            )
+            if self.if_exists == "fail":
+                raise AirflowFailException(f"{message} (if_exists='fail')")
+            self.log.warning(message)
+        self._refuse_existing(path, args.destination)
+        return path
+
+    def _refuse_existing(self, path: ObjectStoragePath, destination: str) -> None:
+        """Apply ``if_exists='fail'`` / ``'skip'``; an unanswered check fails the task."""
+        if self.if_exists == "overwrite":
+            return
+        from airflow_provider_iotda import storage
+
+        present = storage.exists(path)
+        if present is None:
+            raise AirflowException(
+                f"Could not check whether {destination} exists (if_exists={self.if_exists!r}); "
+                "nothing was written"
+            )
+        if not present:
+            return
+        if self.if_exists == "skip":
+            raise AirflowSkipException(f"{destination} exists (if_exists='skip'): not rewritten")
+        raise AirflowFailException(f"{destination} exists (if_exists='fail'): not overwritten")
+
+    # -- fetch -------------------------------------------------------------------------------
+
+    def _fetch(self, args: _Arguments) -> tuple[list[InstanceResult], list[str] | None]:
+        """Every page of every instance (bounded concurrency), in the order of the instances;
+        and, with ``instance_ids="all"``, the instances found."""
         from airflow_provider_iotda.hooks.iotda import IoTDAHook
 
-        config = IoTDAHook(self.iotda_conn_id).config  # validates; masks the SK and token
-        instance_ids = checked["instance_ids"] or self._default_instance(config)
+        with IoTDAHook(args.conn_id) as first:
+            config = first.config  # validates; masks the SK and token
+            found = self._discover(first) if args.all_instances else None
+        instance_ids = (
+            found
+            if found is not None
+            else args.instance_ids or self._default_instance(args.conn_id, config)
+        )
+        self._lineage_source = (_iotda_namespace(config), list(instance_ids))
         self.log.info(
             "Listing tasks of %d instance(s) in project %s (types=%s, statuses=%s, "
             "created in [%s, %s)) with up to %d at once",
             len(instance_ids),
             config.project_id,
-            ",".join(sorted(task_types)) if task_types else "any",
-            ",".join(sorted(statuses)) if statuses else "any",
-            created_after.isoformat() if created_after else "-inf",
-            created_before.isoformat() if created_before else "+inf",
+            ",".join(sorted(args.task_types)) if args.task_types else "any",
+            ",".join(sorted(args.statuses)) if args.statuses else "any",
+            args.created_after.isoformat() if args.created_after else "-inf",
+            args.created_before.isoformat() if args.created_before else "+inf",
             min(self.max_concurrency, len(instance_ids)),
         )
+        if not instance_ids:
+            return [], found
+        hooks = _HookPool(args.conn_id, config)
+        return self._fetch_all(hooks, instance_ids, args.keeps), found
 
-        def keep(task: InstanceTask) -> bool:
-            return records.matches(
-                task,
-                task_types=task_types,
-                statuses=statuses,
-                created_after=created_after,
-                created_before=created_before,
-            )
-
-        results = self._fetch_all(config, instance_ids, keep)
-        failed = [r for r in results if r.error is not None]
-        if any(r.error is not None and not self._may_skip(r.error) for r in failed):
+    def _discover(self, hook: IoTDAHook) -> list[str]:
+        """Every instance of the project (ListInstances, paged, loop-safe)."""
+        try:
+            found = list(dict.fromkeys(i.instance_id for i in hook.iter_instances()))
+        except Exception as exc:
             raise AirflowException(
-                "Listing IoTDA instance tasks failed for "
-                + "; ".join(f"instance {r.instance_id}: {r.error}" for r in failed)
-                + (f" (output {destination} was not written)" if destination else "")
-            ) from failed[0].error
-        skipped = [{"instance_id": r.instance_id, "error": str(r.error)} for r in failed]
-        for item in skipped:
-            self.log.warning(
-                "Skipped instance %s (on_instance_error='skip'): %s",
-                item["instance_id"],
-                item["error"],
-            )
-        dumped = [r for r in results if r.error is None]
-        all_records = [record for r in dumped for record in r.records]
+                f"Listing the IoTDA instances of project {hook.config.project_id} failed: {exc}"
+            ) from exc
+        self.log.info(
+            "Found %d instance(s) in project %s: %s",
+            len(found),
+            hook.config.project_id,
+            ", ".join(found) or "none",
+        )
+        return found
 
-        if destination is None:
-            self.log.info(
-                "Returning %d record(s) of %d instance(s) as XCom%s",
-                len(all_records),
-                len(dumped),
-                f"; skipped {len(skipped)} instance(s)" if skipped else "",
-            )
-            return all_records
-
-        assert output_format is not None
-        data = records.serialise(all_records, output_format)
-        path = self._write(destination, data)
-        summary = {
-            "destination": destination,
-            "format": output_format,
-            "records": len(all_records),
-            "bytes": len(data),
-            "instances": [r.instance_id for r in dumped],
-            "by_instance": {r.instance_id: len(r.records) for r in dumped},
-            "by_type": records.count_by(all_records, "type"),
-            "by_status": records.count_by(all_records, "status"),
-            "skipped_instances": skipped,
-            "empty": not all_records,
-        }
-        if all_records:
-            self.log.info(
-                "Wrote %d record(s) of %d instance(s) to %s (%s, %d bytes); by type %s; "
-                "by status %s%s",
-                len(all_records),
-                len(dumped),
-                path,
-                output_format,
-                len(data),
-                summary["by_type"],
-                summary["by_status"],
-                f"; skipped {len(skipped)} instance(s)" if skipped else "",
-            )
-        else:
-            self.log.info(
-                "No task matched: wrote an empty %s file to %s (%d bytes)%s",
-                output_format,
-                path,
-                len(data),
-                f"; skipped {len(skipped)} instance(s)" if skipped else "",
-            )
-        return summary
-
-    def _default_instance(self, config: IoTDAConnectionConfig) -> list[str]:
+    @staticmethod
+    def _default_instance(conn_id: str, config: IoTDAConnectionConfig) -> list[str]:
         if config.instance_id:
             return [config.instance_id]
         raise ValueError(
             f"instance_ids is required: neither the operator nor connection "
-            f"{self.iotda_conn_id!r} (extra 'instance_id') names an instance"
+            f"{conn_id!r} (extra 'instance_id') names an instance"
         )
 
     def _fetch_all(
-        self,
-        config: IoTDAConnectionConfig,
-        instance_ids: list[str],
-        keep: Callable[[InstanceTask], bool],
+        self, hooks: _HookPool, instance_ids: list[str], keep: Callable[[InstanceTask], bool]
     ) -> list[InstanceResult]:
-        """Fetch every instance (bounded concurrency); results in the order of ``instance_ids``.
-
-        With ``on_instance_error='fail'`` the first failure cancels the instances not started.
-        """
+        """Fetch every instance; with ``on_instance_error='fail'`` the first failure cancels the
+        instances not started.  Results in the order of ``instance_ids``."""
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-        hooks = _HookPool(self.iotda_conn_id, config)
         results: dict[str, InstanceResult] = {}
         workers = min(self.max_concurrency, len(instance_ids))
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="iotda-tasks") as pool:
                 futures: dict[Future[InstanceResult], str] = {
-                    pool.submit(
-                        _fetch_instance, hooks, instance_id, config.project_id, keep, self.page_size
-                    ): instance_id
+                    pool.submit(_fetch_instance, hooks, instance_id, keep, self.page_size): (
+                        instance_id
+                    )
                     for instance_id in instance_ids
                 }
                 pending: set[Future[InstanceResult]] = set(futures)
@@ -436,13 +363,6 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         finally:
             hooks.close()
         return [results[i] for i in instance_ids if i in results]
-
-    def _may_skip(self, error: BaseException) -> bool:
-        """Only IoTDA errors (after retries) may be skipped; anything else is a bug or a
-        configuration problem and fails the task."""
-        from airflow_provider_iotda.errors import IoTDAError
-
-        return self.on_instance_error == "skip" and isinstance(error, IoTDAError)
 
     def _log_instance(self, result: InstanceResult) -> None:
         if result.error is not None:
@@ -463,18 +383,212 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
                 result.seconds,
             )
 
-    def _write(self, destination: str, data: bytes) -> ObjectStoragePath:
-        from airflow.sdk import ObjectStoragePath
+    # -- fail or skip ------------------------------------------------------------------------
 
-        try:
-            path = ObjectStoragePath(destination)
-            write_object(path, data)
-        except Exception as exc:
+    def _may_skip(self, error: BaseException) -> bool:
+        """Only IoTDA errors (after retries) may be skipped; anything else is a bug or a
+        configuration problem and fails the task."""
+        from airflow_provider_iotda.errors import IoTDAError
+
+        return self.on_instance_error == "skip" and isinstance(error, IoTDAError)
+
+    def _fail_or_skip(
+        self, results: list[InstanceResult], destination: str | None
+    ) -> tuple[list[InstanceResult], list[dict[str, str]]]:
+        """The instances listed and the ones skipped; raises if a failure may not be skipped."""
+        failed = [r for r in results if r.error is not None]
+        if any(r.error is not None and not self._may_skip(r.error) for r in failed):
             raise AirflowException(
-                f"Could not write {destination}: {type(exc).__name__}: {exc}; "
-                "no partial object was left at the destination"
-            ) from exc
-        return path
+                "Listing IoTDA instance tasks failed for "
+                + "; ".join(f"instance {r.instance_id}: {r.error}" for r in failed)
+                + (f" (output {destination} was not written)" if destination else "")
+            ) from failed[0].error
+        skipped = [{"instance_id": r.instance_id, "error": str(r.error)} for r in failed]
+        for item in skipped:
+            self.log.warning(
+                "Skipped instance %s (on_instance_error='skip'): %s",
+                item["instance_id"],
+                item["error"],
+            )
+        return [r for r in results if r.error is None], skipped
+
+    def _check_completeness(
+        self, args: _Arguments, dumped: list[InstanceResult]
+    ) -> list[dict[str, str | None]]:
+        """The instances whose tasks of the window IoTDA may already have dropped: warned
+        about, or (``on_incomplete='fail'``) the task fails and nothing is written."""
+        now = utc_now()
+        incomplete: list[dict[str, str | None]] = []
+        for result in dumped:
+            reason = records.completeness_gap(result.listed, result.oldest, args.created_after, now)
+            if reason is not None:
+                oldest = records.api_time(result.oldest) if result.oldest else None
+                incomplete.append(
+                    {"instance_id": result.instance_id, "oldest_listed": oldest, "reason": reason}
+                )
+        if not incomplete:
+            return incomplete
+        message = (
+            f"The audit may be incomplete for {len(incomplete)} instance(s): "
+            + "; ".join(
+                f"{i['instance_id']} (oldest task listed {i['oldest_listed']}): {i['reason']}"
+                for i in incomplete
+            )
+            + f"; IoTDA keeps at most {records.KEPT_TASKS} tasks per instance, for "
+            f"{records.RETENTION_DAYS} days"
+        )
+        if self.on_incomplete == "fail":
+            written = f" ({args.destination} was not written)" if args.destination else ""
+            raise AirflowFailException(f"{message} (on_incomplete='fail'){written}")
+        self.log.warning(message)
+        return incomplete
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _to_xcom(
+        self, dumped: list[InstanceResult], skipped: list[dict[str, str]]
+    ) -> list[records.Record]:
+        all_records = [record for r in dumped for record in r.records]
+        self.log.info(
+            "Returning %d record(s) of %d instance(s) as XCom%s",
+            len(all_records),
+            len(dumped),
+            _skipped_note(skipped),
+        )
+        return all_records
+
+    def _write_with_summary(
+        self,
+        args: _Arguments,
+        path: ObjectStoragePath,
+        dumped: list[InstanceResult],
+        skipped: list[dict[str, str]],
+        incomplete: list[dict[str, str | None]],
+        found: list[str] | None,
+    ) -> dict[str, Any]:
+        """Write the records whole to the destination; the summary is the XCom."""
+        assert args.destination is not None
+        assert args.output_format is not None
+        all_records = [record for r in dumped for record in r.records]
+        data = records.serialise(all_records, args.output_format)
+        self._refuse_existing(path, args.destination)  # again: the fetch took a while
+        _write(path, args.destination, data, records.CONTENT_TYPES[args.output_format])
+        self._written = path
+        summary = {
+            "destination": args.destination,
+            "format": args.output_format,
+            "records": len(all_records),
+            "bytes": len(data),
+            "instances": [r.instance_id for r in dumped],
+            "instances_found": found,
+            "by_instance": {r.instance_id: len(r.records) for r in dumped},
+            "by_type": records.count_by(all_records, "type"),
+            "by_status": records.count_by(all_records, "status"),
+            "skipped_instances": skipped,
+            "incomplete_instances": incomplete,
+            "empty": not all_records,
+        }
+        if all_records:
+            self.log.info(
+                "Wrote %d record(s) of %d instance(s) to %s (%s, %d bytes); by type %s; "
+                "by status %s%s",
+                len(all_records),
+                len(dumped),
+                path,
+                args.output_format,
+                len(data),
+                summary["by_type"],
+                summary["by_status"],
+                _skipped_note(skipped),
+            )
+        else:
+            self.log.info(
+                "No task matched: wrote an empty %s file to %s (%d bytes)%s",
+                args.output_format,
+                path,
+                len(data),
+                _skipped_note(skipped),
+            )
+        return summary
+
+    # -- lineage -----------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the IoTDA instances read and the object written (if any).
+
+        An instance is a dataset named by its ID in the namespace
+        ``iotda://{endpoint host}/{project_id}``; the object is named as
+        ``ObjectStoragePath`` names it (``namespace``, ``key``).
+        """
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs: list[Dataset] = []
+        if self._lineage_source is not None:
+            namespace, instance_ids = self._lineage_source
+            inputs = [Dataset(namespace=namespace, name=i) for i in instance_ids]
+        outputs: list[Dataset] = []
+        if self._written is not None:
+            outputs = [Dataset(namespace=self._written.namespace, name=self._written.key)]
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _iotda_namespace(config: IoTDAConnectionConfig) -> str:
+    """The OpenLineage namespace of a project's instances: endpoint host (and port) and project."""
+    from urllib.parse import urlsplit
+
+    return f"iotda://{urlsplit(config.endpoint).netloc}/{config.project_id}"
+
+
+def _shares_destination(operator: BaseOperator, context: Context) -> bool:
+    """Whether this is one map index of a mapped task whose destination is the same for every
+    index: ``destination`` was given to ``partial()`` (not expanded) and its template mentions
+    neither ``map_index`` nor any expanded argument, and the task has more than one index.
+
+    A mapped task's operator is built by ``MappedOperator.unmap()``; the DAG's ``task_dict``
+    keeps the ``MappedOperator`` itself, with ``partial_kwargs`` and the expanded names.
+    """
+    ti = context.get("ti")
+    map_index = getattr(ti, "map_index", None)
+    if map_index is None or map_index < 0 or not operator.has_dag():  # type: ignore[no-untyped-call]
+        return False
+    definition = operator.dag.task_dict.get(operator.task_id)
+    partial = getattr(definition, "partial_kwargs", None)
+    if not isinstance(partial, dict) or partial.get("destination") is None:
+        return False
+    count = context.get("expanded_ti_count")
+    if isinstance(count, int) and count <= 1:
+        return False
+    template = str(partial["destination"])
+    expanded = _expanded_names(definition)
+    return "map_index" not in template and not any(name in template for name in expanded)
+
+
+def _expanded_names(definition: Any) -> set[str]:
+    """The argument names a mapped operator expands (``expand()``, or the keys of literal
+    ``expand_kwargs()`` dicts)."""
+    value = getattr(getattr(definition, "expand_input", None), "value", None)
+    if isinstance(value, dict):
+        return {str(k) for k in value}
+    if isinstance(value, list | tuple):
+        return {str(k) for item in value if isinstance(item, dict) for k in item}
+    return set()
+
+
+def _skipped_note(skipped: list[dict[str, str]]) -> str:
+    return f"; skipped {len(skipped)} instance(s)" if skipped else ""
+
+
+def _write(path: ObjectStoragePath, destination: str, data: bytes, content_type: str) -> None:
+    from airflow_provider_iotda.storage import write_object
+
+    try:
+        write_object(path, data, content_type=content_type)
+    except Exception as exc:
+        raise AirflowException(
+            f"Could not write {destination}: {type(exc).__name__}: {exc}; "
+            "no partial object was left at the destination"
+        ) from exc
 
 
 class _HookPool:
@@ -482,15 +596,17 @@ class _HookPool:
 
     def __init__(self, conn_id: str, config: IoTDAConnectionConfig) -> None:
         self._conn_id = conn_id
-        self._config = config
+        self.config = config
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._hooks: list[_PageCountingHook] = []
+        self._hooks: list[IoTDAHook] = []
 
-    def get(self) -> _PageCountingHook:
-        hook: _PageCountingHook | None = getattr(self._local, "hook", None)
+    def get(self) -> IoTDAHook:
+        hook: IoTDAHook | None = getattr(self._local, "hook", None)
         if hook is None:
-            hook = _page_counting_hook_class()(self._conn_id, self._config)
+            from airflow_provider_iotda.hooks.iotda import IoTDAHook
+
+            hook = IoTDAHook(self._conn_id, config=self.config)
             self._local.hook = hook
             with self._lock:
                 self._hooks.append(hook)
@@ -503,156 +619,34 @@ class _HookPool:
             hook.close()
 
 
-if TYPE_CHECKING:
-
-    class _PageCountingHook(IoTDAHook):
-        pages: int
-
-        def __init__(self, conn_id: str, config: IoTDAConnectionConfig) -> None: ...
-
-
-_HOOK_CLASS: type[_PageCountingHook] | None = None
-
-
-def _page_counting_hook_class() -> type[_PageCountingHook]:
-    """An ``IoTDAHook`` that counts the pages it fetched (built lazily: the hook is heavy)."""
-    global _HOOK_CLASS
-    if _HOOK_CLASS is None:
-        from airflow_provider_iotda.hooks.iotda import IoTDAHook
-        from airflow_provider_iotda.models import InstanceTaskPage
-
-        class PageCountingHook(IoTDAHook):
-            def __init__(self, conn_id: str, config: IoTDAConnectionConfig) -> None:
-                super().__init__(conn_id)
-                self.__dict__["config"] = config  # the cached_property, already validated
-                self.pages = 0
-
-            def list_instance_tasks(self, *args: Any, **kwargs: Any) -> InstanceTaskPage:
-                page = super().list_instance_tasks(*args, **kwargs)
-                self.pages += 1
-                return page
-
-        _HOOK_CLASS = PageCountingHook  # type: ignore[assignment]
-    assert _HOOK_CLASS is not None
-    return _HOOK_CLASS
-
-
 def _fetch_instance(
     hooks: _HookPool,
     instance_id: str,
-    project_id: str,
     keep: Callable[[InstanceTask], bool],
     page_size: int | None,
 ) -> InstanceResult:
     """Every page of one instance; an error is returned in the result, not raised."""
+    from airflow_provider_iotda.api import PageWalk
+
     result = InstanceResult(instance_id)
-    hook = hooks.get()
-    hook.pages = 0
+    project_id = hooks.config.project_id
     started = time.monotonic()
+    walk = PageWalk(instance_id, page_size)
     try:
-        for task in hook.iter_instance_tasks(instance_id, page_size=page_size):
-            result.listed += 1
-            if keep(task):
-                result.records.append(records.task_record(instance_id, project_id, task))
+        hook = hooks.get()
+        while not walk.done:
+            page = hook.list_instance_tasks(instance_id, limit=walk.limit, marker=walk.marker)
+            for task in walk.take(page):
+                result.listed += 1
+                created = task.create_time
+                if created is not None and (result.oldest is None or created < result.oldest):
+                    result.oldest = created
+                if keep(task):
+                    result.records.append(records.task_record(instance_id, project_id, task))
     except Exception as exc:
         result.records = []
         result.error = exc
     finally:
-        result.pages = hook.pages
+        result.pages = walk.pages
         result.seconds = time.monotonic() - started
     return result
-
-
-# -- storage ---------------------------------------------------------------------------------
-
-
-def write_object(path: ObjectStoragePath, data: bytes) -> None:
-    """Write ``data`` as the whole object at ``path``, or leave nothing new behind.
-
-    Local files (``file``/``local``) are written to a hidden temporary sibling, synced and
-    renamed over the target (atomic on POSIX; parents are created).  Other schemes get the
-    whole object in one write (a single PUT on object stores); if that fails, a partial object
-    that did not exist before is removed, and a buffered upload is discarded, not committed.
-    """
-    if (path.protocol or "file") in _LOCAL_PROTOCOLS:
-        _write_local(path.path, data)
-    else:
-        _write_remote(path, data)
-
-
-def _write_local(target: str, data: bytes) -> None:
-    directory, name = os.path.split(target)
-    os.makedirs(directory or ".", exist_ok=True)
-    temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory or ".", os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_remote(path: ObjectStoragePath, data: bytes) -> None:
-    fs = path.fs
-    key = path.path
-    existed = _exists(fs, key)
-    handle = fs.open(key, "wb")
-    try:
-        handle.write(data)
-    except BaseException:
-        _abandon(handle)
-        _remove_new_object(fs, key, existed)
-        raise
-    try:
-        handle.close()  # the commit: one PUT, or the completion of a multipart upload
-    except BaseException:
-        _remove_new_object(fs, key, existed)
-        raise
-
-
-def _exists(fs: Any, key: str) -> bool:
-    try:
-        return bool(fs.exists(key))
-    except Exception:
-        return False
-
-
-def _abandon(handle: Any) -> None:
-    """Throw a half-written file away without committing it (buffered uploads commit on close)."""
-    discard = getattr(handle, "discard", None)
-    if callable(discard):
-        with contextlib.suppress(Exception):  # best effort; the caller re-raises the real error
-            discard()
-    try:
-        handle.closed = True  # fsspec buffered files: close() / __del__ would upload the buffer
-    except (AttributeError, TypeError):
-        with contextlib.suppress(Exception):
-            handle.close()
-
-
-def _remove_new_object(fs: Any, key: str, existed: bool) -> None:
-    if existed:
-        return  # a failed single write leaves the previous object in place on object stores
-    try:
-        if fs.exists(key):
-            fs.rm_file(key)
-    except Exception:  # noqa: S110 - best effort; the caller re-raises the real error
-        pass

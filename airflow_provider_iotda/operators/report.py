@@ -19,11 +19,6 @@ from airflow.sdk import BaseOperator
 from airflow_provider_iotda import records as task_records
 from airflow_provider_iotda import validation
 from airflow_provider_iotda.compat import AirflowException
-from airflow_provider_iotda.operators.iotda import (
-    _UNSAFE_DESTINATION,
-    _URL_SCHEME,
-    write_object,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -50,20 +45,7 @@ def location(value: object, field: str) -> str:
             f"file:///data/iotda/tasks.jsonl or s3://aws_default@bucket/iotda/tasks.csv; "
             f"got {value!r}"
         )
-    text = value.strip()
-    if _UNSAFE_DESTINATION.search(text) or any(
-        segment in (".", "..") for segment in _URL_SCHEME.sub("", text).split("/")
-    ):
-        raise ValueError(
-            f"{field} must not contain '.' or '..' segments, '?', '#', an encoded '/' or "
-            f"'\\' (%2F, %5C) or control characters; got {text!r}"
-        )
-    if not _URL_SCHEME.match(text) and not text.startswith("/"):
-        raise ValueError(
-            f"{field} must be an absolute path or a URL such as file:///data/iotda/report.html; "
-            f"got {text!r}"
-        )
-    return text
+    return validation.destination(value, field)
 
 
 def _html_destination(value: object) -> str:
@@ -271,8 +253,10 @@ class IoTDAInstanceTaskReportOperator(BaseOperator):
             generated_at=dt.datetime.now(dt.UTC),
             source=origin,
         ).encode()
+        from airflow_provider_iotda.storage import write_object
+
         try:
-            write_object(target, page)
+            write_object(target, page, content_type="text/html; charset=utf-8")
         except Exception as exc:
             raise AirflowException(
                 f"Could not write {destination}: {type(exc).__name__}: {exc}; "

@@ -22,3 +22,15 @@ def sensor_run_dag(airflow_db: Any) -> Callable[..., tuple[Any, dict[str, Any]]]
         return run, return_values(run)
 
     return run
+
+
+@pytest.fixture
+def audit_simulator(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The simulator of the audit DAG tests (``audit_support.start_simulator``), stopped after."""
+    from .audit_support import start_simulator
+
+    sim = start_simulator(monkeypatch)
+    try:
+        yield sim
+    finally:
+        sim.stop()

@@ -12,8 +12,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests_mock
+from iotda_test_values import TEST_PROJECT, task_json, tasks_url
 from iotda_test_values import connection_json as shared_connection_json
-from iotda_test_values import task_json, tasks_url
+
+from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
 # Credentials of their own (the leak checks look for these); the rest is iotda_test_values'.
 OP_AK = "OPTESTACCESSKEY00001"
@@ -43,6 +45,22 @@ def api_task(
 ) -> dict[str, Any]:
     """A task object as the API returns it (``status_detail``/``progress`` only when given)."""
     return task_json(task_id, status, type=type, create_time=create_time, **fields)
+
+
+def op(**kwargs: Any) -> IoTDAInstanceTaskListOperator:
+    """The operator with ``task_id="dump"`` unless given."""
+    kwargs.setdefault("task_id", "dump")
+    return IoTDAInstanceTaskListOperator(**kwargs)
+
+
+def expected(instance_id: str, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records the operator makes of ``tasks`` (as the API lists them)."""
+    return [{"instance_id": instance_id, "project_id": TEST_PROJECT, **t} for t in tasks]
+
+
+def listing(directory: Path) -> list[str]:
+    """The names in ``directory`` (none if it does not exist)."""
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
 class FakeIoTDA:

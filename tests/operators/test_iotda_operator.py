@@ -4,24 +4,22 @@ formats, concurrency, all-or-nothing writes, empty results, non-file storage."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pendulum
 import pytest
-import requests_mock
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
-from iotda_test_values import TEST_INSTANCE, TEST_PROJECT, tasks_url
+from iotda_test_values import TEST_INSTANCE, FakeObjectStore, tasks_url
 
-from airflow_provider_iotda import records
+from airflow_provider_iotda import records, storage
 from airflow_provider_iotda.compat import AirflowException
 from airflow_provider_iotda.operators import iotda as operator_module
 from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
@@ -37,6 +35,9 @@ from .operator_fakes import (
     LoopbackIoTDA,
     api_task,
     connection_json,
+    expected,
+    listing,
+    op,
 )
 
 # Newest first, as the API lists them.
@@ -61,35 +62,6 @@ TASKS_B = [
     api_task("b2", "MODIFY", "SUCCESS", "2024-05-01T06:00:00.000Z"),
     api_task("b1", "UNFREEZE", "PENDING", "2024-05-01T05:00:00.000Z"),
 ]
-
-
-@pytest.fixture
-def fake_iotda(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeIoTDA]:
-    """requests-mock serving ``FakeIoTDA``; the ``iotda_default`` connection points at it."""
-    monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json())
-    with requests_mock.Mocker() as mocker:
-        yield FakeIoTDA(mocker)
-
-
-@pytest.fixture
-def loopback_iotda(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackIoTDA]:
-    """A real HTTP fake on 127.0.0.1 (for concurrency), with the connection pointing at it."""
-    with LoopbackIoTDA() as fake:
-        monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json(endpoint=fake.url))
-        yield fake
-
-
-def op(**kwargs: Any) -> IoTDAInstanceTaskListOperator:
-    kwargs.setdefault("task_id", "dump")
-    return IoTDAInstanceTaskListOperator(**kwargs)
-
-
-def expected(instance_id: str, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"instance_id": instance_id, "project_id": TEST_PROJECT, **t} for t in tasks]
-
-
-def listing(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -125,7 +97,7 @@ class TestParseTimeValidation:
             ),
             (
                 {"destination": "file:///data/tasks.txt", "output_format": "xml"},
-                r"output_format must be one of csv, json, jsonl; got 'xml'",
+                r"output_format must be one of csv, json, jsonl, parquet; got 'xml'",
             ),
             ({"output_format": "json"}, r"output_format applies only when destination is set"),
             ({"max_concurrency": 0}, r"max_concurrency must be an integer from 1 to 64; got 0"),
@@ -133,6 +105,10 @@ class TestParseTimeValidation:
             ({"max_concurrency": True}, r"max_concurrency must be an integer from 1 to 64"),
             ({"on_instance_error": "ignore"}, r"on_instance_error must be one of fail, skip"),
             ({"page_size": 501}, r"page_size must be an integer from 1 to 500"),
+            ({"iotda_conn_id": "two words"}, r"iotda_conn_id must be an Airflow connection ID"),
+            ({"if_exists": "append"}, r"if_exists must be one of fail, overwrite, skip"),
+            ({"on_incomplete": "ignore"}, r"on_incomplete must be one of fail, warn; got 'ignore'"),
+            ({"instance_ids": "ALL"}, r"instance_ids\[0\] must be 1 to 36 characters"),
         ],
     )
     def test_bad_values_fail_in_the_constructor(self, kwargs: dict[str, Any], message: str) -> None:
@@ -170,6 +146,7 @@ class TestParseTimeValidation:
 
     def test_template_fields(self) -> None:
         assert set(IoTDAInstanceTaskListOperator.template_fields) == {
+            "iotda_conn_id",
             "instance_ids",
             "task_types",
             "statuses",
@@ -194,7 +171,7 @@ def test_import_is_cheap() -> None:
         "import airflow_provider_iotda.operators.iotda\n"
         "added = set(sys.modules) - before\n"
         "heavy = ('airflow_provider_iotda.hooks', 'requests', 'httpx', 'urllib3', 'tenacity',"
-        " 'uvicorn', 'starlette', 'airflow_provider_iotda.simulator')\n"
+        " 'uvicorn', 'starlette', 'pyarrow', 'airflow_provider_iotda.simulator')\n"
         "print(sorted(m for m in added if m.startswith(heavy)))"
     )
     out = subprocess.run(
@@ -223,6 +200,24 @@ class TestRenderedValues:
         task = op(destination="{{ params.dest }}", output_format="json")
         task.render_template_fields({"params": {"dest": "file:///tmp/iotda/x.csv"}})
         with pytest.raises(ValueError, match="contradicts"):
+            task.execute({})
+        assert fake_iotda.requests == []
+
+    def test_templated_connection_id(
+        self, fake_iotda: FakeIoTDA, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """As on the sensor: the connection may come from a param (one DAG, several accounts)."""
+        monkeypatch.delenv("AIRFLOW_CONN_IOTDA_DEFAULT")
+        monkeypatch.setenv("AIRFLOW_CONN_IOTDA_ACCOUNT_B", connection_json())
+        fake_iotda.add(INSTANCE_A, TASKS_A)
+        task = op(iotda_conn_id="{{ params.acct }}", instance_ids=INSTANCE_A)
+        task.render_template_fields({"params": {"acct": "iotda_account_b"}})
+        assert task.execute({}) == expected(INSTANCE_A, TASKS_A)
+
+    def test_rendered_connection_id_is_validated(self, fake_iotda: FakeIoTDA) -> None:
+        task = op(iotda_conn_id="{{ params.acct }}", instance_ids=INSTANCE_A)
+        task.render_template_fields({"params": {"acct": "no such/../ account"}})
+        with pytest.raises(ValueError, match="iotda_conn_id must be an Airflow connection ID"):
             task.execute({})
         assert fake_iotda.requests == []
 
@@ -465,6 +460,8 @@ class TestStorageOutput:
             },
             "by_status": {"FAILED": 1, "PENDING": 1, "RUNNING": 1, "SUCCESS": 4},
             "skipped_instances": [],
+            "incomplete_instances": [],
+            "instances_found": None,
             "empty": False,
         }
         json.dumps(summary)
@@ -575,7 +572,7 @@ class TestAllOrNothing:
         def broken_replace(src: str, dst: str) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(operator_module.os, "replace", broken_replace)
+        monkeypatch.setattr(storage.os, "replace", broken_replace)
         with pytest.raises(AirflowException, match=f"Could not write file://{target}: OSError"):
             op(instance_ids=INSTANCE_A, destination=f"file://{target}").execute({})
         assert target.read_text() == "previous\n"
@@ -652,33 +649,6 @@ class TestSkip:
 # -- non-file storage -------------------------------------------------------------------------
 
 
-class WriteHookFS(MemoryFileSystem):
-    """An in-memory object store whose handles opened for writing pass every write through
-    :meth:`on_write` (a subclass needs a ``store`` of its own: MemoryFileSystem's is global)."""
-
-    pseudo_dirs = [""]
-
-    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
-        handle = super()._open(path, mode, **kwargs)
-        if "w" in mode:
-            original = handle.write
-            handle.write = lambda data: self.on_write(original, data)
-        return handle
-
-    def on_write(self, write: Callable[[bytes], int], data: bytes) -> int:
-        return int(write(data))
-
-
-class FailingWriteFS(WriteHookFS):
-    """An in-memory object store whose uploads fail mid-way (after part of the data)."""
-
-    store: dict[str, Any] = {}
-
-    def on_write(self, write: Callable[[bytes], int], data: bytes) -> int:
-        write(data[: len(data) // 2])
-        raise ConnectionResetError("connection reset during upload")
-
-
 @pytest.fixture
 def memory_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """``memory://`` attached as an Airflow object store; yields a fresh bucket name."""
@@ -709,49 +679,10 @@ class TestObjectStorage:
     def test_failed_upload_leaves_no_object(
         self, fake_iotda: FakeIoTDA, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        fs = FailingWriteFS()
+        fs = FakeObjectStore(fail_write=True)
         monkeypatch.setitem(_STORE_CACHE, "memory", ObjectStore("memory", None, fs=fs))
         fake_iotda.add(INSTANCE_A, TASKS_A)
         url = "memory://bucket/iotda/tasks.jsonl"
         with pytest.raises(AirflowException, match=f"Could not write {url}: ConnectionResetError"):
             op(instance_ids=INSTANCE_A, destination=url).execute({})
-        assert not fs.exists("/bucket/iotda/tasks.jsonl")
-        assert FailingWriteFS.store == {}
-
-
-def test_write_object_uses_one_write_on_object_stores(monkeypatch: pytest.MonkeyPatch) -> None:
-    writes: list[int] = []
-
-    class CountingFS(WriteHookFS):
-        store: dict[str, Any] = {}
-
-        def on_write(self, write: Callable[[bytes], int], data: bytes) -> int:
-            writes.append(len(data))
-            return int(write(data))
-
-    fs = CountingFS()
-    monkeypatch.setitem(_STORE_CACHE, "memory", ObjectStore("memory", None, fs=fs))
-    data = b"x" * 3_000_000
-    operator_module.write_object(ObjectStoragePath("memory://b/k.jsonl"), data)
-    assert writes == [len(data)]
-    assert fs.cat_file("/b/k.jsonl") == data
-
-
-def test_local_write_is_atomic_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    renames: list[tuple[str, str]] = []
-    original = os.replace
-
-    def spy(src: str, dst: str) -> None:
-        renames.append((src, dst))
-        assert Path(src).read_bytes() == b"payload"  # complete before it becomes visible
-        assert not Path(dst).exists()
-        original(src, dst)
-
-    monkeypatch.setattr(operator_module.os, "replace", spy)
-    target = tmp_path / "a" / "b" / "tasks.csv"
-    operator_module.write_object(ObjectStoragePath(f"file://{target}"), b"payload")
-    ((src, dst),) = renames
-    assert Path(src).parent == target.parent
-    assert Path(src).name.startswith(".tasks.csv.")
-    assert dst == str(target)
-    assert target.read_bytes() == b"payload"
+        assert fs.store == {}

@@ -275,7 +275,7 @@ class TestFailures:
     def test_failed_local_write_keeps_the_old_page(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from airflow_provider_iotda.operators import iotda as list_module
+        from airflow_provider_iotda import storage
 
         target = tmp_path / "report.html"
         target.write_text("yesterday's page")
@@ -283,7 +283,7 @@ class TestFailures:
         def broken_replace(src: str, dst: str) -> None:
             raise OSError("disk full")
 
-        monkeypatch.setattr(list_module.os, "replace", broken_replace)
+        monkeypatch.setattr(storage.os, "replace", broken_replace)
         with pytest.raises(AirflowException, match=r"Could not write .*OSError: disk full"):
             op(records=RECORDS, destination=str(target)).execute({})
         assert target.read_text() == "yesterday's page"

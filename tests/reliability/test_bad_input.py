@@ -370,6 +370,8 @@ OPERATOR_CASES = [
     *_cases("max_concurrency", [0, 65, -1, 1.5, "x", True, None]),
     *_cases("on_instance_error", ["ignore", "FAIL", "skip\n", 5, None]),
     *_cases("page_size", [0, 501, -1, "x", 1.5, True]),
+    *_cases("if_exists", ["append", "FAIL", "skip\n", 5, None]),
+    *_cases("on_incomplete", ["ignore", "WARN", "fail\n", 5, None]),
 ]
 
 

@@ -238,3 +238,57 @@ def test_tasks_url() -> None:
         tasks_url("https://h", "p1", "ab", limit=501)
     with pytest.raises(ValueError, match="project_id must be"):
         tasks_url("https://h", "p/../x", "ab")
+
+
+@pytest.mark.parametrize(
+    ("value", "templated"),
+    [
+        ("{{ ds }}", True),
+        ("{% if x %}a{% endif %}", True),
+        (["a", "{{ params.b }}"], True),
+        (("{{ x }}",), True),
+        ("plain", False),
+        (["a", "b"], False),
+        (None, False),
+        (5, False),
+        ("{ not jinja }", False),
+    ],
+)
+def test_is_template(value: object, templated: bool) -> None:
+    assert validation.is_template(value) is templated
+
+
+@pytest.mark.parametrize(
+    ("value", "ids"),
+    [
+        ("aa, bb cc,aa", ["aa", "bb", "cc"]),
+        ('["bb", "aa"]', ["bb", "aa"]),
+        ("['aa', 'bb']", ["aa", "bb"]),  # a Python list rendered into a string template
+        (("aa",), ["aa"]),
+        (None, None),
+    ],
+)
+def test_instance_ids(value: object, ids: list[str] | None) -> None:
+    assert validation.instance_ids(value) == ids
+
+
+def test_instance_ids_name_the_bad_item() -> None:
+    with pytest.raises(ValueError, match=r"instance_ids\[1\] must be 1 to 36 characters"):
+        validation.instance_ids(["aa", "ZZ"])
+    with pytest.raises(ValueError, match="instance_ids must be a name, a comma-separated string"):
+        validation.instance_ids("[unclosed")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "file:///data/../etc/tasks.json",
+        "file:///data/./tasks.json",
+        "s3://bucket/tasks.json?versionId=1",
+        "s3://bucket/a%2Fb.json",
+        "/data/tasks\n.json",
+    ],
+)
+def test_destination_cannot_be_bent(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"destination must not contain '\.' or '\.\.' segments"):
+        validation.destination(bad)
