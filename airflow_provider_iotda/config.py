@@ -22,6 +22,7 @@ from airflow_provider_iotda.auth import (
 )
 from airflow_provider_iotda.credentials import (
     CREDENTIAL_SOURCES,
+    SOURCE_SPELLINGS,
     CredentialSettings,
     SourcedCredentials,
 )
@@ -271,12 +272,13 @@ class IoTDAConnectionConfig:
 
 def _credential_settings(extras: Mapping[str, Any]) -> CredentialSettings:
     """The ``credentials`` extra and its endpoint overrides, validated."""
-    source = _check(
+    spelled = _check(
         validation.one_of,
         extras.get("credentials") or "connection",
         "extra credentials",
-        CREDENTIAL_SOURCES,
+        (*CREDENTIAL_SOURCES, *SOURCE_SPELLINGS),
     )
+    source = SOURCE_SPELLINGS.get(spelled, spelled)
     urls: dict[str, str | None] = {}
     for key in ("metadata_endpoint", "sts_endpoint", "pod_identity_endpoint"):
         value = extras.get(key)

@@ -42,6 +42,10 @@ CREDENTIAL_SOURCES: Final = (
     "oidc",
     "auto",
 )
+#: Longer spellings of the sources whose names are under 5 characters: Airflow's masker warns
+#: "too short" for every such string in a connection's extra, on every task.  Both spellings
+#: are accepted; the form offers the long ones.
+SOURCE_SPELLINGS: Final = {"environment": "env", "oidc_federation": "oidc", "automatic": "auto"}
 #: ``auto`` tries these in the order of Huawei's SDK chain; the first that yields wins.
 AUTO_ORDER: Final[tuple[Source, ...]] = ("oidc", "env", "profile", "ecs_metadata", "pod_identity")
 

@@ -120,21 +120,30 @@ CONN_FIELDS: dict[str, Any] = {
     },
     "credentials": {
         "label": "Credentials source",
-        "description": "connection (AK/SK above, default), env, profile, ecs_metadata, "
-        "pod_identity, oidc or auto (Huawei SDK's chain); other than connection, AK/SK may "
-        "be empty.",
+        "description": "connection (AK/SK above, default), environment (env), profile, "
+        "ecs_metadata, pod_identity, oidc_federation (oidc) or automatic (auto: Huawei SDK's "
+        "chain); other than connection, AK/SK may be empty.",
         "schema": {
             "type": "string",
             "enum": [
                 "connection",
-                "env",
+                "environment",
                 "profile",
                 "ecs_metadata",
                 "pod_identity",
-                "oidc",
-                "auto",
+                "oidc_federation",
+                "automatic",
             ],
             "default": "connection",
+            "values_display": {
+                "connection": "This connection's AK/SK",
+                "environment": "Environment (HUAWEICLOUD_SDK_AK/SK)",
+                "profile": "Profile file (~/.huaweicloud/credentials)",
+                "ecs_metadata": "ECS agency (metadata service)",
+                "pod_identity": "CCE pod identity",
+                "oidc_federation": "OIDC federation (STS)",
+                "automatic": "Automatic (the SDK's chain)",
+            },
         },
     },
     "metadata_endpoint": {

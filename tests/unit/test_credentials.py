@@ -647,7 +647,7 @@ def test_connection_source_is_the_default(monkeypatch: pytest.MonkeyPatch) -> No
     [
         (
             {"credentials": "vault"},
-            "extra credentials must be one of auto, connection, ecs_metadata",
+            "extra credentials must be one of auto, automatic, connection, ecs_metadata",
         ),
         ({"credentials": "env", "sts_endpoint": "ftp://x"}, "extra sts_endpoint"),
         ({"credentials": "env", "metadata_endpoint": "http://h/path"}, "extra metadata_endpoint"),
@@ -659,6 +659,17 @@ def test_bad_credential_extras(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         _config(monkeypatch, **extra)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "source"),
+    [("environment", "env"), ("oidc_federation", "oidc"), ("automatic", "auto"), ("env", "env")],
+)
+def test_long_spellings_of_the_short_sources(
+    monkeypatch: pytest.MonkeyPatch, spelling: str, source: str
+) -> None:
+    """The form offers names of 5+ characters (shorter extras make Airflow's masker warn)."""
+    assert _config(monkeypatch, credentials=spelling).credential_settings.source == source
 
 
 def test_pod_identity_endpoint_keeps_its_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,25 +95,7 @@ def test_one_way_to_set_the_endpoint() -> None:
     assert "endpoint" in connection_type["conn-fields"]
 
 
-#: Fields whose choices are still short enough to make Airflow's masker warn (a known issue).
-SHORT_CHOICES_KNOWN = {
-    "credentials": "env, oidc and auto are under 5 characters: each makes every task log warn "
-    "'Skipping masking for a secret as it's too short' (longer spellings needed)",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=[pytest.mark.xfail(strict=True, reason=SHORT_CHOICES_KNOWN[name])]
-            if name in SHORT_CHOICES_KNOWN
-            else [],
-        )
-        for name in provider_module.CONN_FIELDS
-    ],
-)
+@pytest.mark.parametrize("name", list(provider_module.CONN_FIELDS))
 def test_no_value_the_form_can_store_is_short_enough_to_make_the_masker_warn(name: str) -> None:
     """Airflow masks every string of a connection's extra and warns "too short" for each one
     under ``[logging] min_length_masked_secret`` characters (default 5), whatever its key: form
