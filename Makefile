@@ -14,7 +14,9 @@ VENV    ?= $(if $(filter 3.3,$(AIRFLOW)),.venv,.venv-$(AIRFLOW))
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
-EXTRAS  ?= test,sdk-check,parquet
+# The storage/lineage test extra (amazon provider, moto, OpenLineage) goes on the 3.3 line only.
+EXTRAS  ?= test,sdk-check,parquet$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check)
+comma   := ,
 # On 3.1 and 3.2 the long fault-storm trials beyond a named subset are left to the 3.3 run
 # (tests/reliability/test_storm.py: marker storm_full); everything else runs on every line.
 PYTEST_ARGS ?= -q $(if $(filter 3.3,$(AIRFLOW)),,-m "not storm_full")
