@@ -60,6 +60,7 @@ from airflow.sdk import DAG, ObjectStoragePath, Variable, task
 from airflow_provider_iotda import records
 from airflow_provider_iotda.compat import CronDataIntervalTimetable  # airflow.sdk's from 3.2
 from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
+from airflow_provider_iotda.operators.report import IoTDAInstanceTaskReportOperator
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ with DAG(
 
     report(dump_tasks.output)
 
-    # The HTML report (IoTDAInstanceTaskReportOperator, issue 16) reads the same file:
-    # add it here, downstream of dump_tasks, with source="{{ ti.xcom_pull('dump_tasks')
-    # ['destination'] }}".
+    # The page people look at: one self-contained HTML file beside the Parquet file, from the
+    # list operator's summary (its destination, format and incomplete instances).
+    IoTDAInstanceTaskReportOperator(
+        task_id="html_report",
+        source=dump_tasks.output,
+        destination="file://{{ audit_base() }}/{{ data_interval_start | ds }}/report.html",
+        title="IoTDA instance tasks on {{ data_interval_start | ds }}",
+    )

@@ -38,8 +38,9 @@ def test_dag_shape() -> None:
     dag = load_dag_module("audit_instance_tasks").dag
     assert dag.dag_id == "audit_instance_tasks"
     assert not dag.catchup
-    assert set(dag.task_ids) == {"dump_tasks", "report"}
+    assert set(dag.task_ids) == {"dump_tasks", "report", "html_report"}
     assert dag.get_task("report").upstream_task_ids == {"dump_tasks"}
+    assert dag.get_task("html_report").upstream_task_ids == {"dump_tasks"}
     timetable = dag.timetable
     if not hasattr(timetable, "infer_manual_data_interval"):
         # 3.2+: the SDK's timetable is a definition; dag.test() turns it into the core one.
@@ -65,10 +66,14 @@ def test_audit_dag_writes_the_previous_days_tasks_of_every_instance(
 
     dag_run = module.dag.test(logical_date=LOGICAL_DATE)
 
-    assert run_states(dag_run) == {"dump_tasks": "success", "report": "success"}
+    assert run_states(dag_run) == {
+        "dump_tasks": "success",
+        "report": "success",
+        "html_report": "success",
+    }
     assert str(dag_run.state) == "success"
     written = tmp_path / "2024-05-02" / "tasks.parquet"
-    assert sorted(p.name for p in written.parent.iterdir()) == ["tasks.parquet"]
+    assert sorted(p.name for p in written.parent.iterdir()) == ["report.html", "tasks.parquet"]
     xcoms = return_values(dag_run)
     summary = xcoms["dump_tasks"]
     # "all": every instance of the project, each audited once
@@ -98,6 +103,15 @@ def test_audit_dag_writes_the_previous_days_tasks_of_every_instance(
         "by_status": records.count_by(want, "status"),
         "incomplete_instances": summary["incomplete_instances"],
     }
+    page = written.parent / "report.html"
+    html_summary = xcoms["html_report"]
+    assert html_summary["destination"] == f"file://{page}"
+    assert html_summary["records"] == len(want)
+    assert html_summary["incomplete_instances"] == 1  # FLAGGED, taken from the summary
+    text = page.read_text()
+    assert "<title>IoTDA instance tasks on 2024-05-02</title>" in text
+    assert FLAGGED in text
+    assert AUDIT_SK not in text
 
 
 @needs_pyarrow
