@@ -184,9 +184,12 @@ def test_retry_of_a_task_that_is_not_failed_is_an_error(
     task_id = sim.add_task(INSTANCE, "UPDATE_ALLOW_LISTS", [("SUCCESS", 0)])
     run, _ = sensor_run_dag("instance_operator_dags.py", "iotda_retry_task_poke", task_id=task_id)
     assert run.state == "failed"
-    [failure] = _failures(tmp_path)
-    assert "is SUCCESS, not FAILED" in failure["message"]
     assert _posts(sim) == 0
+    [failure] = _failures(tmp_path)
+    assert failure["type"] == failure_type("AirflowFailException")
+    if failure["type"] == "NoneType":
+        return  # Airflow 3.1/3.2: the callback is not told the error
+    assert "is SUCCESS, not FAILED" in failure["message"]
 
 
 def test_an_airflow_retry_of_the_resize_never_posts_twice(
@@ -197,10 +200,11 @@ def test_an_airflow_retry_of_the_resize_never_posts_twice(
     sim.set_faults(next_faults=["none", "none", "truncated"])
     run, xcoms = sensor_run_dag("instance_operator_dags.py", "iotda_resize_retried")
     assert run.state == "success"
+    assert _posts(sim) == 1
     [failure] = _failures(tmp_path)
     assert failure["try_number"] == 1
-    assert "not sent again" in failure["message"]
-    assert _posts(sim) == 1
+    if failure_type("AirflowException") != "NoneType":  # 3.1/3.2 give callbacks no exception
+        assert "not sent again" in failure["message"]
     assert len(_modifies(sim)) == 1
     assert xcoms["resize"]["task"]["task_id"] == _modifies(sim)[0]["task_id"]
     assert xcoms["resize"]["task"]["status"] == "SUCCESS"
