@@ -107,10 +107,13 @@ def run_dag_test(args: list[str], env: dict[str, str], transcript: list[str]) ->
 
 
 def audit_table(base: Path) -> list[Path]:
-    """Print a table (instance x type x status) of every audit file under ``base``."""
+    """Print a table (instance x type x status) of every audit file under ``base``; name the
+    HTML reports beside them."""
     from airflow_provider_iotda.records import infer_format, parse
 
-    files = sorted(p for p in base.rglob("*") if p.is_file())
+    files = sorted(p for p in base.rglob("*") if p.is_file() and infer_format(p.name))
+    for page in sorted(base.rglob("*.html")):
+        say(f"audit report (open it in a browser): {page}")
     for path in files:
         records = parse(path.read_bytes(), infer_format(path.name) or "jsonl")
         say(f"audit file {path} holds {len(records)} record(s)")
