@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_iotda import validation
+from airflow_provider_iotda import fields, validation
 from airflow_provider_iotda.auth import (
     SDK_ALGORITHM,
     V11_ALGORITHM,
@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
 CONN_TYPE = "huaweicloud_iotda"
 DEFAULT_CONN_ID = "iotda_default"
-DEFAULT_ENDPOINT_TEMPLATE = "https://iotda-mgmt.{region}.myhuaweicloud.com"
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_MAX_RETRIES = 3
-MAX_RETRIES_LIMIT = 10
+DEFAULT_ENDPOINT_TEMPLATE = fields.ENDPOINT_TEMPLATE
+DEFAULT_TIMEOUT: float = fields.TIMEOUT.default or 30.0
+DEFAULT_CONNECT_TIMEOUT: float = fields.CONNECT_TIMEOUT.default or 10.0
+DEFAULT_MAX_RETRIES: int = fields.MAX_RETRIES.default or 0
+MAX_RETRIES_LIMIT: int = fields.MAX_RETRIES.high or 0
 #: Extras choosing where the AK/SK comes from (see ``credentials.py``).
 CREDENTIAL_EXTRAS = (
     "credentials",
@@ -55,21 +55,28 @@ DEFAULT_SIGNING = "standard"
 #: (it checks the length before the key name), which ``aksk`` and ``auto`` were.
 LEGACY_SIGNING_EXTRA = "auth"
 LEGACY_SIGNING_VALUES = {"aksk": "standard", "auto": "automatic"}
-#: The extras of a ``huaweicloud_iotda`` connection, as the form shows them.
+#: The extras of a ``huaweicloud_iotda`` connection, in the form's order: where the AK/SK come
+#: from first (Airflow shows the extras after login and password), then where to call.
 EXTRA_FIELDS = (
-    "region",
-    "project_id",
-    "endpoint",
-    "instance_id",
+    "credentials",
     "security_token",
+    "region",
+    "endpoint",
+    "project_id",
+    "instance_id",
     "signing",
     "timeout",
     "verify",
     "max_retries",
-    *CREDENTIAL_EXTRAS,
+    *CREDENTIAL_EXTRAS[1:],
 )
 #: Extras still accepted under an old name (not shown in the form).
 DEPRECATED_EXTRA_FIELDS = (LEGACY_SIGNING_EXTRA,)
+#: Said when the AK or SK is empty while the connection is the credentials source.
+_OTHER_SOURCES = (
+    "set it, or set extra credentials to another source (environment, profile, ecs_metadata, "
+    "pod_identity, oidc_federation or automatic), with which login and password stay empty"
+)
 
 
 class ConnectionFieldError(ValueError):
@@ -177,12 +184,13 @@ class IoTDAConnectionConfig:
     ) -> IoTDAConnectionConfig:
         """Validate raw values; every error names the connection field at fault.
 
-        Raises :class:`ConnectionFieldError` (a ``ValueError``).
+        Raises :class:`ConnectionFieldError` (a ``ValueError``): the checks of ``validation``
+        raise a ``ValueError`` naming the field, and this adds the connection.
         """
         try:
             return cls._from_values(conn_id, access_key, secret_key, host, extras)
-        except _FieldError as exc:
-            raise ConnectionFieldError(str(exc), conn_id) from exc.__cause__
+        except ValueError as exc:
+            raise ConnectionFieldError(str(exc), conn_id) from None
 
     @classmethod
     def _from_values(
@@ -195,32 +203,25 @@ class IoTDAConnectionConfig:
     ) -> IoTDAConnectionConfig:
         unknown = sorted(set(extras) - set(EXTRA_FIELDS) - set(DEPRECATED_EXTRA_FIELDS))
         if unknown:
-            raise _FieldError(
+            raise ValueError(
                 f"unknown extra field(s) {', '.join(unknown)}; allowed: {', '.join(EXTRA_FIELDS)}"
             )
         settings = _credential_settings(extras)
         if settings.source == "connection":
             if not access_key:
-                raise _FieldError("login (the Access Key, AK) is empty")
+                raise ValueError(f"login (the Access Key, AK) is empty; {_OTHER_SOURCES}")
             if not secret_key:
-                raise _FieldError("password (the Secret Key, SK) is empty")
-        region = _optional(extras, "region", validation.region)
-        endpoint, source = _choose_endpoint(extras.get("endpoint"), host, conn_id)
-        if endpoint:
-            endpoint = _endpoint(str(endpoint), source)
-        elif region:
-            endpoint = DEFAULT_ENDPOINT_TEMPLATE.format(region=region)
-        else:
-            raise _FieldError("set extra 'region' (e.g. cn-north-4) or extra 'endpoint'")
+                raise ValueError(f"password (the Secret Key, SK) is empty; {_OTHER_SOURCES}")
+        endpoint, region = _endpoint_and_region(extras, host, conn_id)
         project = extras.get("project_id")
         if not project:
-            raise _FieldError("extra 'project_id' is required")
-        project = _check(validation.project_id, project, "extra project_id")
+            raise ValueError("extra 'project_id' is required")
+        project = validation.project_id(project, "extra project_id")
         mode = _signing_mode(extras)
         host_name = urlsplit(endpoint).hostname or ""
         derived = mode == "derived" or (mode == "automatic" and uses_derived_signing(host_name))
         if derived and not region:
-            raise _FieldError("extra 'region' is required for derived (V11) signing")
+            raise ValueError("extra 'region' is required for derived (V11) signing")
         token = extras.get("security_token") or None
         algorithm: Algorithm = V11_ALGORITHM if derived else SDK_ALGORITHM
         credentials = (
@@ -235,31 +236,16 @@ class IoTDAConnectionConfig:
             else None
         )
         instance = extras.get("instance_id") or None
-        timeout = extras.get("timeout")
-        retries = extras.get("max_retries")
-        verify = extras.get("verify")
         return cls(
             credentials=credentials,
             endpoint=endpoint,
             project_id=project,
-            instance_id=_check(validation.instance_id, instance, "extra instance_id")
-            if instance
-            else None,
+            instance_id=validation.instance_id(instance, "extra instance_id") if instance else None,
             region=region,
-            timeout=_check(validation.positive_number, timeout, "extra timeout")
-            if timeout not in (None, "")
-            else DEFAULT_TIMEOUT,
-            verify=_check(validation.as_bool, verify, "extra verify")
-            if verify not in (None, "")
-            else True,
-            max_retries=_check(
-                validation.bounded_int, retries, "extra max_retries", 0, MAX_RETRIES_LIMIT
-            )
-            if retries not in (None, "")
-            else DEFAULT_MAX_RETRIES,
             conn_id=conn_id,
             credential_settings=settings,
             algorithm=algorithm,
+            **_tuning(extras),
         )
 
     def secrets(self) -> list[str]:
@@ -272,8 +258,7 @@ class IoTDAConnectionConfig:
 
 def _credential_settings(extras: Mapping[str, Any]) -> CredentialSettings:
     """The ``credentials`` extra and its endpoint overrides, validated."""
-    spelled = _check(
-        validation.one_of,
+    spelled = validation.one_of(
         extras.get("credentials") or "connection",
         "extra credentials",
         (*CREDENTIAL_SOURCES, *SOURCE_SPELLINGS),
@@ -289,20 +274,52 @@ def _credential_settings(extras: Mapping[str, Any]) -> CredentialSettings:
         )
     path = extras.get("credentials_file")
     if path not in (None, "") and not isinstance(path, str):
-        raise _FieldError(f"extra credentials_file must be a file path (a string); got {path!r}")
+        raise ValueError(f"extra credentials_file must be a file path (a string); got {path!r}")
     return CredentialSettings(source=source, credentials_file=path or None, **urls)
 
 
-class _FieldError(ValueError):
-    """A bad field, before the connection ID is added (see :class:`ConnectionFieldError`)."""
+def _endpoint_and_region(
+    extras: Mapping[str, Any], host: str | None, conn_id: str
+) -> tuple[str, str | None]:
+    """The endpoint URL and the region (``None`` when not set), checked together.
+
+    Without extra ``endpoint`` (or the old host field) the region names the endpoint, so it
+    must be one of Huawei's; with one, any well-formed region is accepted (it only signs).
+    """
+    chosen, source = _choose_endpoint(extras.get("endpoint"), host, conn_id)
+    raw_region = extras.get("region")
+    region = (
+        validation.region(raw_region, "extra region", known=not chosen)
+        if raw_region not in (None, "")
+        else None
+    )
+    if chosen:
+        return _endpoint(str(chosen), source), region
+    if region:
+        return DEFAULT_ENDPOINT_TEMPLATE.format(region=region), region
+    raise ValueError(
+        "set extra 'region' (e.g. cn-north-4) or extra 'endpoint' (a URL such as "
+        "http://127.0.0.1:8787): one of the two is needed"
+    )
 
 
-def _check(check: Any, value: object, field: str, *args: Any) -> Any:
-    """Run a ``validation`` check, turning its ``ValueError`` into a :class:`_FieldError`."""
-    try:
-        return check(value, field, *args)
-    except ValueError as exc:
-        raise _FieldError(str(exc)) from None
+def _tuning(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """Extras ``timeout``, ``verify`` and ``max_retries``: checked, or their defaults."""
+
+    def given(key: str) -> bool:
+        return extras.get(key) not in (None, "")
+
+    return {
+        "timeout": fields.TIMEOUT.check(extras["timeout"], "extra timeout")
+        if given("timeout")
+        else DEFAULT_TIMEOUT,
+        "verify": validation.strict_bool(extras["verify"], "extra verify", words=True)
+        if given("verify")
+        else True,
+        "max_retries": fields.MAX_RETRIES.check(extras["max_retries"], "extra max_retries")
+        if given("max_retries")
+        else DEFAULT_MAX_RETRIES,
+    }
 
 
 def _extras(conn: Connection) -> dict[str, Any]:
@@ -354,23 +371,18 @@ def _signing_mode(extras: Mapping[str, Any]) -> str:
     """Extra ``signing`` (or its old name ``auth``), normalised to one of ``SIGNING_MODES``."""
     new = extras.get("signing") or None
     old = extras.get(LEGACY_SIGNING_EXTRA) or None
-    mode = _check(validation.one_of, new, "extra signing", SIGNING_MODES) if new else None
+    mode = validation.one_of(new, "extra signing", SIGNING_MODES) if new else None
     if old is not None:
         allowed = (*SIGNING_MODES, *LEGACY_SIGNING_VALUES)
-        legacy = _check(validation.one_of, old, f"extra {LEGACY_SIGNING_EXTRA}", allowed)
+        legacy = validation.one_of(old, f"extra {LEGACY_SIGNING_EXTRA}", allowed)
         legacy = LEGACY_SIGNING_VALUES.get(legacy, legacy)
         if mode is not None and mode != legacy:
-            raise _FieldError(
+            raise ValueError(
                 f"extra signing ({new!r}) and its old name extra {LEGACY_SIGNING_EXTRA} "
                 f"({old!r}) disagree; keep only extra signing"
             )
         mode = legacy
     return mode or DEFAULT_SIGNING
-
-
-def _optional(extras: Mapping[str, Any], key: str, check: Any) -> Any:
-    value = extras.get(key)
-    return _check(check, value, f"extra {key}") if value not in (None, "") else None
 
 
 def _endpoint_or_none(value: str) -> str | None:
@@ -387,15 +399,15 @@ def _endpoint(value: str, field: str, *, allow_path: bool = False) -> str:
     url = url.rstrip("/")  # after the scheme check: "http://" must not become host "http"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _FieldError(
+        raise ValueError(
             f"{field} must be an http(s) URL such as "
             "https://iotda-mgmt.cn-north-4.myhuaweicloud.com or http://127.0.0.1:8787; "
             f"got {value!r}"
         )
     if parts.query or parts.fragment or (parts.path not in ("", "/") and not allow_path):
-        raise _FieldError(f"{field} must have no path, query or fragment; got {value!r}")
+        raise ValueError(f"{field} must have no path, query or fragment; got {value!r}")
     try:
         parts.port  # noqa: B018 - raises on an invalid port
     except ValueError:
-        raise _FieldError(f"{field} has an invalid port; got {value!r}") from None
+        raise ValueError(f"{field} has an invalid port; got {value!r}") from None
     return f"{parts.scheme}://{parts.netloc}{parts.path if allow_path else ''}"

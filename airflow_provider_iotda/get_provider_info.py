@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_iotda import __version__
+from airflow_provider_iotda import __version__, fields
 from airflow_provider_iotda.config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_SIGNING,
     DEFAULT_TIMEOUT,
-    MAX_RETRIES_LIMIT,
+    EXTRA_FIELDS,
     SIGNING_MODES,
 )
 
-# What Airflow's connection form (3.2+, the React UI) enforces of a ``conn-fields`` schema, read
+# What Airflow's connection form (3.2+, the React UI) does with a ``conn-fields`` schema, read
 # from its code (``airflow/ui``): a type without "null" makes the field required (Save stays
 # disabled while it is empty); ``enum`` makes a drop-down (``values_display`` labels it);
-# ``minimum``/``maximum`` bound the number box (clamped when it loses focus); ``maxLength`` caps
-# what can be typed; ``examples`` become suggestions.  It ignores ``pattern`` (kept here for
-# other tools) and, in effect, ``minLength``: whatever it cannot check, the Test button's
-# message names first (field, value, allowed form), from ``config.py``'s checks.
+# ``examples`` become suggestions.  It would also clamp a number box to ``minimum``/``maximum``
+# when it loses focus and cut typing at ``maxLength``: a 70-character project ID or 99 retries
+# would be corrected without a word, so the schemas carry no bounds; the descriptions say them
+# and the Test button (and every task) refuses a value beyond one with a message naming the
+# field, the value and the allowed form (``config.py``, from the table in ``fields.py``).  It
+# ignores ``pattern`` (kept for other tools).  The extras come after login and password, in a
+# section of their own, in the order of ``config.EXTRA_FIELDS``.
+
+#: Said beside login and password: with another credentials source they stay empty.
+_EMPTY_WITH_OTHER_SOURCE = "empty when Credentials source is not this connection"
 
 #: Standard fields: login/password are the AK/SK; the endpoint has one home, extra ``endpoint``
 #: (the host field is hidden, still read for old connections that set it, see the README).
@@ -30,99 +36,36 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "password": "Secret Key (SK)",
     },
     "placeholders": {
-        "login": "your Access Key ID",
-        "password": "your Secret Access Key",
+        "login": f"Access Key ID; {_EMPTY_WITH_OTHER_SOURCE}",
+        "password": f"Secret Access Key; {_EMPTY_WITH_OTHER_SOURCE}",
     },
 }
 
-#: Regions seen in Huawei's SDK for IoTDA (suggestions only: any region name is accepted).
-KNOWN_REGIONS = (
-    "cn-north-4",
-    "cn-south-1",
-    "cn-south-4",
-    "cn-east-3",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-southeast-3",
-    "af-south-1",
-    "me-east-1",
-    "la-south-2",
-    "ru-moscow-1",
+#: Regions of Huawei's SDK for IoTDA (suggestions in the form; ``fields.REGIONS``).
+KNOWN_REGIONS = fields.REGIONS
+
+#: Where to move an old connection's endpoint: Airflow's edit form shows only the extras a
+#: connection has stored, so the Endpoint URL field may not be there to fill.
+_MOVE_HOST = (
+    "A connection saved with its endpoint in the host field (no longer shown): add "
+    '"endpoint": "its URL" to the Extra Fields JSON and save.'
 )
 
-CONN_FIELDS: dict[str, Any] = {
-    "region": {
-        "label": "Region",
-        "description": "Huawei Cloud region of the IoTDA instance, e.g. cn-north-4 "
-        "(the endpoint becomes https://iotda-mgmt.{region}.myhuaweicloud.com).",
-        "schema": {
-            "type": ["string", "null"],
-            "pattern": "^[a-z]{2,}(-[a-z0-9]+)+$",
-            "examples": list(KNOWN_REGIONS),
-        },
-    },
-    "project_id": {
-        "label": "Project ID",
-        "description": "Project ID of that region (My Credentials > API Credentials).",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "maxLength": 64},
-    },
-    "endpoint": {
-        "label": "Endpoint URL",
-        "description": "Only to override the region's endpoint: a full URL such as "
-        "http://127.0.0.1:8787 (the simulator) or a private endpoint.",
-        "schema": {"type": ["string", "null"], "format": "url"},
-    },
-    "instance_id": {
-        "label": "Default instance ID",
-        "description": "Used when an operator or sensor names no instance "
-        "(up to 36 of a-f, 0-9 and -).",
-        "schema": {"type": ["string", "null"], "pattern": "^[a-f0-9-]{1,36}$", "maxLength": 36},
-    },
-    "security_token": {
-        "label": "Security token",
-        "description": "Only for temporary AK/SK; sent as X-Security-Token.",
-        "schema": {"type": ["string", "null"], "format": "password"},
-    },
-    "signing": {
-        "label": "Signing",
-        "description": "How requests are signed; automatic uses derived (V11) signing for hosts "
-        "outside Huawei's regional pattern, as Huawei's SDK does.",
-        "schema": {
-            "type": "string",
-            "enum": list(SIGNING_MODES),
-            "default": DEFAULT_SIGNING,
-            "values_display": {
-                "standard": "AK/SK (SDK-HMAC-SHA256)",
-                "derived": "Derived AK/SK (V11-HMAC-SHA256)",
-                "automatic": "Automatic (by endpoint host)",
-            },
-        },
-    },
-    "timeout": {
-        "label": "Timeout (seconds)",
-        "description": "Read timeout of each request.",
-        "schema": {"type": ["number", "null"], "minimum": 0.1, "default": DEFAULT_TIMEOUT},
-    },
-    "verify": {
-        "label": "Verify TLS certificates",
-        "description": "Leave on; turning it off logs a warning every time.",
-        "schema": {"type": "boolean", "default": True},
-    },
-    "max_retries": {
-        "label": "Max retries",
-        "description": "Retries on 429, 5xx, timeouts and dropped connections.",
-        "schema": {
-            "type": ["integer", "null"],
-            "minimum": 0,
-            "maximum": MAX_RETRIES_LIMIT,
-            "default": DEFAULT_MAX_RETRIES,
-        },
-    },
+
+def _text(spec: fields.Text, *, required: bool = False) -> dict[str, Any]:
+    """The JSON schema of a text field of ``fields.py`` (no ``maxLength``: see above)."""
+    return {"type": "string" if required else ["string", "null"], "pattern": spec.json_pattern}
+
+
+_URL: dict[str, Any] = {"type": ["string", "null"], "format": "url"}
+
+_FORM: dict[str, dict[str, Any]] = {
     "credentials": {
         "label": "Credentials source",
-        "description": "connection (AK/SK above, default), environment (env), profile, "
-        "ecs_metadata, pod_identity, oidc_federation (oidc) or automatic (auto: Huawei SDK's "
-        "chain); other than connection, AK/SK may be empty.",
+        "description": "Where the Access Key and Secret Key come from. With any source but "
+        "this connection, leave Access Key and Secret Key empty; the fields ECS metadata "
+        "endpoint, STS endpoint, Pod identity URI and Credentials file change where a source "
+        "looks.",
         "schema": {
             "type": "string",
             "enum": [
@@ -136,37 +79,107 @@ CONN_FIELDS: dict[str, Any] = {
             ],
             "default": "connection",
             "values_display": {
-                "connection": "This connection's AK/SK",
-                "environment": "Environment (HUAWEICLOUD_SDK_AK/SK)",
+                "connection": "This connection (Access Key and Secret Key fields)",
+                "environment": "Environment variables HUAWEICLOUD_SDK_AK and _SK",
                 "profile": "Profile file (~/.huaweicloud/credentials)",
                 "ecs_metadata": "ECS agency (metadata service)",
                 "pod_identity": "CCE pod identity",
                 "oidc_federation": "OIDC federation (STS)",
-                "automatic": "Automatic (the SDK's chain)",
+                "automatic": "Automatic (Huawei SDK's chain of sources)",
             },
         },
     },
+    "security_token": {
+        "label": "Security token",
+        "description": "Only for a temporary Access Key and Secret Key of this connection; "
+        "sent as X-Security-Token.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "region": {
+        "label": "Region",
+        "description": "Region of the IoTDA instance, e.g. cn-north-4; it gives the endpoint "
+        "https://iotda-mgmt.REGION.myhuaweicloud.com. One of Region and Endpoint URL is "
+        "needed. " + _MOVE_HOST,
+        "schema": {**_text(fields.REGION), "examples": list(fields.REGIONS)},
+    },
+    "endpoint": {
+        "label": "Endpoint URL",
+        "description": "Only where Region does not give the endpoint: a private endpoint, a "
+        "region not in Huawei's list, or the simulator, e.g. http://127.0.0.1:8787. One of "
+        "Region and Endpoint URL is needed.",
+        "schema": _URL,
+    },
+    "project_id": {
+        "label": "Project ID",
+        "description": "The project of the instance's region (console: My Credentials, API "
+        f"Credentials): {fields.PROJECT_ID.form}. " + _MOVE_HOST,
+        "schema": _text(fields.PROJECT_ID, required=True),
+    },
+    "instance_id": {
+        "label": "Default instance ID",
+        "description": "Used when an operator or sensor names no instance: "
+        f"{fields.INSTANCE_ID.form}.",
+        "schema": _text(fields.INSTANCE_ID),
+    },
+    "signing": {
+        "label": "Request signing algorithm",
+        "description": "How requests are signed with the keys, whatever their source. "
+        "Automatic uses the derived key for hosts outside Huawei's regional pattern, as "
+        "Huawei's SDK does.",
+        "schema": {
+            "type": "string",
+            "enum": list(SIGNING_MODES),
+            "default": DEFAULT_SIGNING,
+            "values_display": {
+                "standard": "Standard (SDK-HMAC-SHA256)",
+                "derived": "Derived key (V11-HMAC-SHA256)",
+                "automatic": "Automatic (by endpoint host)",
+            },
+        },
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": f"Read timeout of each request: {fields.TIMEOUT.form}.",
+        "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT},
+    },
+    "verify": {
+        "label": "Verify TLS certificates",
+        "description": "Leave on; turning it off logs a warning every time.",
+        "schema": {"type": "boolean", "default": True},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries on 429, 5xx, timeouts and dropped connections: "
+        f"{fields.MAX_RETRIES.form}; Test refuses a value beyond.",
+        "schema": {"type": ["integer", "null"], "default": DEFAULT_MAX_RETRIES},
+    },
     "metadata_endpoint": {
         "label": "ECS metadata endpoint",
-        "description": "Overrides http://169.254.169.254 (credentials=ecs_metadata).",
-        "schema": {"type": ["string", "null"], "format": "url"},
+        "description": "Only with Credentials source ECS agency: replaces http://169.254.169.254.",
+        "schema": _URL,
     },
     "sts_endpoint": {
         "label": "STS endpoint",
-        "description": "Overrides HUAWEICLOUD_SDK_STS_ENDPOINT (credentials=oidc).",
-        "schema": {"type": ["string", "null"], "format": "url"},
+        "description": "Only with Credentials source OIDC federation: replaces "
+        "HUAWEICLOUD_SDK_STS_ENDPOINT.",
+        "schema": _URL,
     },
     "pod_identity_endpoint": {
         "label": "Pod identity URI",
-        "description": "Overrides HC_CONTAINER_CREDENTIALS_FULL_URI (credentials=pod_identity).",
-        "schema": {"type": ["string", "null"], "format": "url"},
+        "description": "Only with Credentials source CCE pod identity: replaces "
+        "HC_CONTAINER_CREDENTIALS_FULL_URI.",
+        "schema": _URL,
     },
     "credentials_file": {
         "label": "Credentials file",
-        "description": "Overrides HUAWEICLOUD_SDK_CREDENTIALS_FILE / ~/.huaweicloud/credentials.",
+        "description": "Only with Credentials source Profile file: replaces "
+        "HUAWEICLOUD_SDK_CREDENTIALS_FILE and ~/.huaweicloud/credentials.",
         "schema": {"type": ["string", "null"]},
     },
 }
+
+#: The extras as the form shows them, in ``EXTRA_FIELDS`` order.
+CONN_FIELDS: dict[str, Any] = {name: _FORM[name] for name in EXTRA_FIELDS}
 
 
 def hook_field_behaviour() -> dict[str, Any]:

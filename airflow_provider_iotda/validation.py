@@ -8,33 +8,23 @@ can never change the request path (no ``/``, ``..``, ``%2F``, ``?``, ``#`` or ne
 from __future__ import annotations
 
 import ast
-import contextlib
 import datetime as dt
 import json
-import math
 import re
-from collections.abc import Collection, Iterable
-from typing import Any
+from collections.abc import Collection, Iterable, Sequence
 
 import pendulum
 
+from airflow_provider_iotda import fields
+from airflow_provider_iotda.fields import shown as _shown
 from airflow_provider_iotda.models import TASK_STATUSES, TASK_TYPES
 
-_INSTANCE_ID = re.compile(r"[a-f0-9-]{1,36}")
-_TASK_ID = re.compile(r"[a-f0-9-]{1,64}")
-_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_MARKER = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_TASK_TYPE_OR_STATUS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-_FLAVOR_TYPE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
-# Airflow's own rule for connection IDs (airflow.models.connection.RE_SANITIZE_CONN_ID).
-_CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # What could move a rendered destination somewhere else than its template says.
 _UNSAFE_DESTINATION = re.compile(r"[?#\x00-\x1f\x7f]|%2[fF]|%5[cC]")
 
-OFFSET_RANGE = (0, 500)
-LIMIT_RANGE = (1, 500)
+OFFSET_RANGE = (fields.OFFSET.low, fields.PAGE_MAX)
+LIMIT_RANGE = (fields.LIMIT.low, fields.PAGE_MAX)
 
 
 def is_template(value: object) -> bool:
@@ -47,81 +37,66 @@ def is_template(value: object) -> bool:
     return False
 
 
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _check_pattern(field: str, value: object, pattern: re.Pattern[str], form: str) -> str:
-    if not isinstance(value, str) or pattern.fullmatch(value) is None:
-        raise ValueError(f"{field} must be {form}; got {_shown(value)}")
-    return value
+def item(field: str, index: int) -> str:
+    """How a message names one item of a list field (no square brackets: see fields.py)."""
+    return f"{field} item {index}"
 
 
 def instance_id(value: object, field: str = "instance_id") -> str:
-    """An IoTDA instance ID: up to 36 of ``[a-f0-9-]``."""
-    return _check_pattern(field, value, _INSTANCE_ID, "1 to 36 characters of [a-f0-9-]")
+    """An IoTDA instance ID: 1 to 36 lower-case letters a-f, digits and hyphens."""
+    return fields.INSTANCE_ID.check(value, field)
 
 
 def instance_task_id(value: object, field: str = "instance_task_id") -> str:
-    """An IoTDA task ID: up to 64 of ``[a-f0-9-]``."""
-    return _check_pattern(field, value, _TASK_ID, "1 to 64 characters of [a-f0-9-]")
+    """An IoTDA task ID: 1 to 64 lower-case letters a-f, digits and hyphens."""
+    return fields.TASK_ID.check(value, field)
 
 
 def project_id(value: object, field: str = "project_id") -> str:
-    """A Huawei Cloud project ID: up to 64 of ``[A-Za-z0-9_-]``."""
-    return _check_pattern(field, value, _PROJECT_ID, "1 to 64 characters of [A-Za-z0-9_-]")
+    """A Huawei Cloud project ID: 1 to 64 letters, digits, underscores and hyphens."""
+    return fields.PROJECT_ID.check(value, field)
 
 
 def conn_id(value: object, field: str = "iotda_conn_id") -> str:
     """An Airflow connection ID: 1 to 250 letters, digits or ``_#!()-.:/\\`` (Airflow's rule)."""
-    form = "an Airflow connection ID (1 to 250 of letters, digits, _#!()-.:/\\)"
-    return _check_pattern(field, value, _CONN_ID, form)
+    return fields.CONN_ID.check(value, field)
 
 
-def region(value: object, field: str = "region") -> str:
-    """A Huawei Cloud region such as ``cn-north-4``."""
-    return _check_pattern(field, value, _REGION, "a region name such as 'cn-north-4'")
+def region(value: object, field: str = "region", *, known: bool = True) -> str:
+    """A Huawei Cloud region with IoTDA such as ``cn-north-4``.
+
+    ``known=False`` accepts any well-formed region name (a connection whose extra ``endpoint``
+    is set uses its region only to sign); otherwise an unknown one is refused with the closest
+    real region and the way to reach one that is not listed.
+    """
+    if known and value not in fields.REGIONS:
+        raise ValueError(fields.unknown_region_message(field, value))
+    return fields.REGION.check(value, field)
 
 
 def marker(value: object, field: str = "marker") -> str:
     """A page marker as returned by the API (string or number)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return _check_pattern(field, value, _MARKER, "1 to 128 characters of [A-Za-z0-9_.-]")
+    return fields.MARKER.check(value, field)
 
 
 def bounded_int(value: object, field: str, low: int, high: int) -> int:
     """An integer in ``low..high`` (a string of digits is accepted, as templates render them)."""
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{field} must be an integer from {low} to {high}; got {_shown(value)}")
-    return value
+    return fields.Integer(field, low, high).check(value)
 
 
 def offset(value: object, field: str = "offset") -> int:
-    return bounded_int(value, field, *OFFSET_RANGE)
+    return fields.OFFSET.check(value, field)
 
 
 def limit(value: object, field: str = "limit") -> int:
-    return bounded_int(value, field, *LIMIT_RANGE)
+    return fields.LIMIT.check(value, field)
 
 
 def positive_number(value: object, field: str, *, allow_zero: bool = False) -> float:
     """A number greater than 0 (or at least 0): seconds, intervals."""
-    number: float | None = None
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            number = float(value)
-    elif isinstance(value, dt.timedelta):
-        number = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    if number is not None and (number > 0 or (allow_zero and number == 0)) and number < math.inf:
-        return number
-    bound = "at least 0" if allow_zero else "greater than 0"
-    raise ValueError(f"{field} must be a number of seconds {bound}; got {_shown(value)}")
+    return fields.Seconds(field, allow_zero=allow_zero).check(value)
 
 
 def name_list(value: object, field: str) -> object:
@@ -159,18 +134,18 @@ def instance_ids(value: object, field: str = "instance_ids") -> list[str] | None
     else:
         raise ValueError(
             f"{field} must be an instance ID or a list of instance IDs "
-            f"(1 to 36 characters of [a-f0-9-]); got {type(value).__name__}"
+            f"({fields.INSTANCE_ID.form}); got {type(value).__name__}"
         )
     if not items:
         raise ValueError(
             f"{field} must name at least one instance (or be None for the connection's instance)"
         )
-    ids = [instance_id(item, f"{field}[{i}]") for i, item in enumerate(items)]
+    ids = [instance_id(one, item(field, i)) for i, one in enumerate(items)]
     return list(dict.fromkeys(ids))
 
 
 def _upper_names(
-    value: object, field: str, known: Collection[str], *, allow_empty: bool
+    value: object, field: str, known: Sequence[str], *, allow_empty: bool
 ) -> frozenset[str]:
     value = name_list(value, field)
     items: Iterable[object]
@@ -180,10 +155,8 @@ def _upper_names(
         items = list(value)
     else:
         raise ValueError(f"{field} must be a name or a list of names; got {_shown(value)}")
-    names = frozenset(
-        _check_pattern(field, item, _TASK_TYPE_OR_STATUS, f"upper-case names such as {known[0]!r}")  # type: ignore[index]
-        for item in items
-    )
+    upper = fields.Text(field, fields.UPPER_NAME.regex, f"upper-case names such as {known[0]!r}")
+    names = frozenset(upper.check(one) for one in items)
     if not names and not allow_empty:
         raise ValueError(f"{field} must name at least one of {', '.join(known)}")
     return names
@@ -201,7 +174,7 @@ def task_statuses(value: object, field: str = "statuses") -> frozenset[str]:
 
 def task_type(value: object, field: str = "instance_task_type") -> str:
     """One task type such as ``MODIFY``."""
-    return _check_pattern(field, value, _TASK_TYPE_OR_STATUS, "an upper-case type such as 'MODIFY'")
+    return fields.UPPER_NAME.check(value, field)
 
 
 def timestamp(value: object, field: str) -> pendulum.DateTime | None:
@@ -223,6 +196,13 @@ def timestamp(value: object, field: str) -> pendulum.DateTime | None:
     raise ValueError(f"{field} must be a datetime or an ISO-8601 string; got {_shown(value)}")
 
 
+#: What a run triggered by hand can template instead of its zero-length data interval.
+MANUAL_WINDOW_HINT = (
+    'created_after="{{ (dag_run.run_after - macros.timedelta(days=1)) | ts }}" with '
+    'created_before="{{ dag_run.run_after | ts }}" (the day before the run)'
+)
+
+
 def time_window(
     after: object, before: object
 ) -> tuple[pendulum.DateTime | None, pendulum.DateTime | None]:
@@ -230,12 +210,32 @@ def time_window(
     start = timestamp(after, "created_after")
     end = timestamp(before, "created_before")
     if start is not None and end is not None and start >= end:
-        raise ValueError(
-            f"created_after must be earlier than created_before (the window is "
-            f"created_after <= create_time < created_before); got {start.isoformat()} and "
-            f"{end.isoformat()}"
-        )
+        raise ValueError(_empty_window_message(start, end))
     return start, end
+
+
+def _empty_window_message(start: pendulum.DateTime, end: pendulum.DateTime) -> str:
+    """Why the window ``start <= create_time < end`` is empty, and what gives a real one."""
+    if start == end:
+        cause = (
+            f"created_after and created_before are the same moment ({start.isoformat()}), so "
+            "the window created_after <= create_time < created_before is empty. Airflow 3 "
+            "gives a run triggered by hand, and a run of a schedule such as '@daily', a "
+            "zero-length data interval (data_interval_start equals data_interval_end)"
+        )
+    else:
+        cause = (
+            f"created_after ({start.isoformat()}) is later than created_before "
+            f"({end.isoformat()}): the window created_after <= create_time < created_before "
+            "is empty"
+        )
+    return (
+        f"{cause}. For scheduled runs that cover a real interval, schedule the DAG with "
+        'CronDataIntervalTimetable("@daily", timezone="UTC") (import it from '
+        "airflow_provider_iotda.compat, which picks airflow.sdk or Airflow 3.1's "
+        "airflow.timetables.interval); for a run triggered by hand, template "
+        f"{MANUAL_WINDOW_HINT}"
+    )
 
 
 def destination(value: object, field: str = "destination") -> str:
@@ -280,31 +280,34 @@ def one_of(value: object, field: str, allowed: Collection[str]) -> str:
     return value
 
 
-def as_bool(value: Any, field: str) -> bool:
-    """A boolean, also from the strings a URI carries (``true``/``false``/``1``/``0``)."""
+#: The spellings of a boolean a connection URI or a form may store (``strict_bool(words=True)``).
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+def strict_bool(value: object, field: str, *, words: bool = False) -> bool:
+    """A real ``True``/``False``: a string such as ``"no"`` would be truthy.
+
+    ``words=True`` also reads the strings a connection URI carries (``true``/``false``,
+    ``1``/``0``, ``yes``/``no``, ``on``/``off``, any case); anything else is still refused.
+    """
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
-        return False
-    raise ValueError(f"{field} must be true or false; got {_shown(value)}")
-
-
-def strict_bool(value: object, field: str) -> bool:
-    """A real ``True``/``False``: a string such as ``"no"`` would be truthy."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{field} must be True or False; got {_shown(value)}")
-    return value
+    if words and isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS or word in _FALSE_WORDS:
+            return word in _TRUE_WORDS
+    form = "true or false" if words else "True or False"
+    raise ValueError(f"{field} must be {form}; got {_shown(value)}")
 
 
 def flavor_type(value: object, field: str = "flavor_type") -> str:
-    """An instance specification such as ``iotda.standard.s3``: up to 64 of ``[A-Za-z0-9._-]``."""
-    return _check_pattern(field, value, _FLAVOR_TYPE, "1 to 64 characters of [A-Za-z0-9._-]")
+    """An instance specification such as ``iotda.standard.s3``: up to 64 letters, digits,
+    dots, underscores and hyphens."""
+    return fields.FLAVOR_TYPE.check(value, field)
 
 
 def flavor_size(value: object, field: str = "flavor_size") -> int:
-    """The number of units of a specification: an ``int`` of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{field} must be an integer of at least 1; got {_shown(value)}")
-    return value
+    """The number of units of a specification: an integer of at least 1 (also the string of
+    digits a template renders)."""
+    return fields.FLAVOR_SIZE.check(value, field)

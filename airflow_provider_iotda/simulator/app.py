@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from airflow_provider_iotda import fields
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
     expected_authorization,
@@ -387,7 +388,7 @@ class SimulatorApp:
             )
         instance_id: str = request.path_params.get("instance_id", "")
         if "instance_id" in request.path_params and not INSTANCE_ID_PATTERN.match(instance_id):
-            return _invalid("instance_id must be up to 36 characters of [a-f0-9-].")
+            return _invalid(f"instance_id must be {fields.INSTANCE_ID.form}.")
         return instance_id
 
     def _instance_not_found(self, instance_id: str) -> JSONResponse:
@@ -415,7 +416,7 @@ class SimulatorApp:
             return limit
         marker = pairs.get("marker") or None
         if marker is not None and not TASK_ID_PATTERN.match(marker):
-            return _invalid("marker must be a task ID: up to 64 characters of [a-f0-9-].")
+            return _invalid(f"marker must be a task ID: {fields.TASK_ID.form}.")
         body = self.state.list_tasks(checked, offset, limit, marker)
         if body is None:
             return self._instance_not_found(checked)
@@ -428,7 +429,7 @@ class SimulatorApp:
             return checked
         task_id: str = request.path_params["task_id"]
         if not TASK_ID_PATTERN.match(task_id):
-            return _invalid("task_id must be up to 64 characters of [a-f0-9-].")
+            return _invalid(f"task_id must be {fields.TASK_ID.form}.")
         if not self.state.has_instance(checked):
             return self._instance_not_found(checked)
         body = self.state.get_task(checked, task_id)
@@ -452,7 +453,7 @@ class SimulatorApp:
             return limit
         marker = pairs.get("marker") or None
         if marker is not None and not INSTANCE_ID_PATTERN.match(marker):
-            return _invalid("marker must be an instance ID: up to 36 characters of [a-f0-9-].")
+            return _invalid(f"marker must be an instance ID: {fields.INSTANCE_ID.form}.")
         instance_type = pairs.get("instance_type") or None
         if instance_type is not None and instance_type not in ("standard", "enterprise"):
             return _invalid("instance_type must be standard or enterprise.")
@@ -488,7 +489,7 @@ class SimulatorApp:
             return _invalid('flavor is required: {"type": ..., "size": ...}.')
         kind, size = flavor.get("type"), flavor.get("size")
         if not isinstance(kind, str) or not FLAVOR_TYPE_PATTERN.match(kind):
-            return _invalid("flavor.type must be 1 to 64 characters of [A-Za-z0-9._-].")
+            return _invalid(f"flavor.type must be {fields.FLAVOR_TYPE.form}.")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             return _invalid("flavor.size must be an integer of at least 1.")
         flags: dict[str, bool] = {}
@@ -511,7 +512,7 @@ class SimulatorApp:
             return checked
         task_id: str = request.path_params["task_id"]
         if not TASK_ID_PATTERN.match(task_id):
-            return _invalid("task_id must be up to 64 characters of [a-f0-9-].")
+            return _invalid(f"task_id must be {fields.TASK_ID.form}.")
         if not self.state.has_instance(checked):
             return self._instance_not_found(checked)
         result = self.state.retry_task(checked, task_id)

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from airflow_provider_iotda import fields
 
 TASK_TYPES = frozenset(
     {
@@ -65,14 +66,15 @@ TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED"})
 INSTANCE_STATUSES = frozenset({"CREATING", "ACTIVE", "FROZEN", "TRADING", "FAILED"})
 INSTANCE_TYPES = frozenset({"standard", "enterprise"})
 CHARGE_MODES = frozenset({"prePaid", "postPaid"})
-FLAVOR_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-WINDOW_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 DEFAULT_FLAVOR: Mapping[str, Any] = {"type": "iotda.standard.s1", "size": 1}
 #: When an instance was created if the scenario does not say (seconds before the start).
 DEFAULT_INSTANCE_AGE = 200 * 86400.0
 
-INSTANCE_ID_PATTERN = re.compile(r"^[a-f0-9-]{1,36}$")
-TASK_ID_PATTERN = re.compile(r"^[a-f0-9-]{1,64}$")
+#: The patterns of ``fields.py`` (one table for the provider, its form and the simulator).
+INSTANCE_ID_PATTERN = fields.INSTANCE_ID.compiled
+TASK_ID_PATTERN = fields.TASK_ID.compiled
+FLAVOR_TYPE_PATTERN = fields.FLAVOR_TYPE.compiled
+WINDOW_TIME_PATTERN = fields.WINDOW_TIME.compiled
 
 DEMO_SCENARIO_PATH = Path(__file__).with_name("demo_scenario.json")
 
@@ -171,18 +173,16 @@ _INSTANCE_KEYS = frozenset(
 
 
 def make_flavor(raw: object, where: str = "flavor") -> dict[str, Any]:
-    """A flavor ``{"type": ..., "size": ...}`` (type of ``[A-Za-z0-9._-]``, size an int >= 1)."""
+    """A flavor ``{"type": ..., "size": ...}`` (``fields.FLAVOR_TYPE``, ``fields.FLAVOR_SIZE``)."""
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"{where} must be an object with type and size")
     unknown = set(raw) - {"type", "size"}
     if unknown:
         raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-    kind, size = raw.get("type"), raw.get("size")
-    if not isinstance(kind, str) or not FLAVOR_TYPE_PATTERN.match(kind):
-        raise ScenarioError(f"{where}.type must be 1-64 characters of [A-Za-z0-9._-]")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ScenarioError(f"{where}.size must be an integer >= 1, got {size!r}")
-    return {"type": kind, "size": size}
+    return {
+        "type": _checked(fields.FLAVOR_TYPE.check, raw.get("type"), f"{where}.type"),
+        "size": _checked(fields.FLAVOR_SIZE.check, raw.get("size"), f"{where}.size"),
+    }
 
 
 def make_window(raw: object, where: str = "operate_window") -> dict[str, str] | None:
@@ -196,10 +196,7 @@ def make_window(raw: object, where: str = "operate_window") -> dict[str, str] | 
         raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     out: dict[str, str] = {}
     for key in ("start_time", "end_time"):
-        value = raw.get(key)
-        if not isinstance(value, str) or not WINDOW_TIME_PATTERN.match(value):
-            raise ScenarioError(f"{where}.{key} must be HH:mm (UTC), got {value!r}")
-        out[key] = value
+        out[key] = _checked(fields.WINDOW_TIME.check, raw.get(key), f"{where}.{key}")
     if out["start_time"] == out["end_time"]:
         raise ScenarioError(f"{where}: start_time and end_time must differ")
     return out
@@ -235,7 +232,9 @@ def _choice(
 ) -> str:
     value = raw.get(key, default)
     if value not in allowed:
-        raise ScenarioError(f"{where}.{key} must be one of {sorted(allowed)}, got {value!r}")
+        raise ScenarioError(
+            f"{where}.{key} must be one of {', '.join(sorted(allowed))}, got {value!r}"
+        )
     return str(value)
 
 
@@ -251,7 +250,7 @@ def instance_from_dict(raw: object, where: str = "instance") -> InstanceSpec:
     if not isinstance(raw_tasks, list):
         raise ScenarioError(f"{where}.tasks must be a list")
     tasks = tuple(
-        task_from_dict(task, where=f"{where}.tasks[{t}]") for t, task in enumerate(raw_tasks)
+        task_from_dict(task, where=f"{where}.tasks.{t}") for t, task in enumerate(raw_tasks)
     )
     name = raw.get("name")
     if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 64):
@@ -312,7 +311,7 @@ class Scenario:
         instances: list[InstanceSpec] = []
         seen: set[str] = set()
         for index, raw in enumerate(raw_instances):
-            instance = instance_from_dict(raw, f"instances[{index}]")
+            instance = instance_from_dict(raw, f"instances.{index}")
             if instance.instance_id in seen:
                 raise ScenarioError(f"instance {instance.instance_id} is listed twice")
             seen.add(instance.instance_id)
@@ -341,18 +340,22 @@ def _read_json(path: Path) -> Mapping[str, Any]:
     return _parse_json(text, f"scenario file {path}")
 
 
+def _checked(check: Callable[[object, str], Any], value: object, where: str) -> Any:
+    """A check of ``fields.py`` whose ``ValueError`` becomes a :class:`ScenarioError`."""
+    try:
+        return check(value, where)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
+
+
 def validate_instance_id(value: object) -> str:
-    """Return ``value`` if it is a valid instance ID (1-36 chars of ``[a-f0-9-]``)."""
-    if not isinstance(value, str) or not INSTANCE_ID_PATTERN.match(value):
-        raise ScenarioError(f"instance_id must be 1-36 characters of [a-f0-9-], got {value!r}")
-    return value
+    """Return ``value`` if it is a valid instance ID (``fields.INSTANCE_ID``)."""
+    return str(_checked(fields.INSTANCE_ID.check, value, "instance_id"))
 
 
 def validate_task_id(value: object) -> str:
-    """Return ``value`` if it is a valid task ID (1-64 chars of ``[a-f0-9-]``)."""
-    if not isinstance(value, str) or not TASK_ID_PATTERN.match(value):
-        raise ScenarioError(f"task_id must be 1-64 characters of [a-f0-9-], got {value!r}")
-    return value
+    """Return ``value`` if it is a valid task ID (``fields.TASK_ID``)."""
+    return str(_checked(fields.TASK_ID.check, value, "task_id"))
 
 
 def _number(value: object, what: str) -> float:
@@ -376,10 +379,12 @@ def _entry(raw: object, where: str) -> TimelineEntry:
             detail = raw[2]
     else:
         raise ScenarioError(
-            f"{where} must be [status, seconds], [status, seconds, detail] or an object"
+            f"{where} must be a list of a status and seconds (and a detail) or an object"
         )
     if status not in STATUSES:
-        raise ScenarioError(f"{where}: status must be one of {sorted(STATUSES)}, got {status!r}")
+        raise ScenarioError(
+            f"{where}: status must be one of {', '.join(sorted(STATUSES))}, got {status!r}"
+        )
     if detail is not None and not isinstance(detail, str):
         raise ScenarioError(f"{where}: status_detail must be a string")
     seconds = _number(at, f"{where} time")
@@ -396,7 +401,7 @@ def make_timeline(
         return (TimelineEntry("SUCCESS", 0.0),)
     if isinstance(raw, str | bytes | Mapping):
         raise ScenarioError(f"{where} must be a list of entries")
-    entries = tuple(_entry(item, f"{where}[{i}]") for i, item in enumerate(raw))
+    entries = tuple(_entry(item, f"{where}.{i}") for i, item in enumerate(raw))
     if not entries:
         raise ScenarioError(f"{where} must not be empty")
     for previous, current in itertools.pairwise(entries):
@@ -428,7 +433,9 @@ def make_task(
 ) -> TaskSpec:
     """Validate the parts of a task and build a :class:`TaskSpec`."""
     if type not in TASK_TYPES:
-        raise ScenarioError(f"{where}: type must be one of {sorted(TASK_TYPES)}, got {type!r}")
+        raise ScenarioError(
+            f"{where}: type must be one of {', '.join(sorted(TASK_TYPES))}, got {type!r}"
+        )
     if status_detail is not None and not isinstance(status_detail, str):
         raise ScenarioError(f"{where}: status_detail must be a string")
     return TaskSpec(
