@@ -284,12 +284,12 @@ def from_profile(
     except configparser.Error as exc:
         raise SourceUnavailable(f"{path} is not an INI file: {type(exc).__name__}") from None
     if not parser.has_section(PROFILE_SECTION):
-        raise SourceUnavailable(f"{path} has no [{PROFILE_SECTION}] section")
+        raise SourceUnavailable(f"{path} has no section named {PROFILE_SECTION}")
     section = parser[PROFILE_SECTION]
     ak, sk = section.get("ak", "").strip(), section.get("sk", "").strip()
     if not ak or not sk:
         lacking = " and ".join(name for name, v in (("ak", ak), ("sk", sk)) if not v)
-        raise SourceUnavailable(f"[{PROFILE_SECTION}] of {path} has no {lacking}")
+        raise SourceUnavailable(f"section {PROFILE_SECTION} of {path} has no {lacking}")
     token = section.get("security_token", "").strip() or None
     return SourcedCredentials(ak, sk, token, None, "profile", now)
 

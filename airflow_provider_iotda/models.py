@@ -290,7 +290,7 @@ class InstanceTaskPage:
         count = page.get("count")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
             raise IoTDAInvalidResponseError(f"IoTDA answer has page.count={count!r}; expected int")
-        tasks = [InstanceTask.from_dict(t, f"tasks[{i}].") for i, t in enumerate(raw_tasks)]
+        tasks = [InstanceTask.from_dict(t, f"tasks.{i}.") for i, t in enumerate(raw_tasks)]
         marker = _optional_str(page, "marker", "page.")
         return cls(tasks, count, marker, page.get("marker") if marker is not None else None)
 
@@ -427,7 +427,7 @@ class InstancePage:
         count = data.get("count")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
             raise IoTDAInvalidResponseError(f"IoTDA answer has count={count!r}; expected int")
-        instances = [Instance.from_dict(item, f"instances[{i}].") for i, item in enumerate(raw)]
+        instances = [Instance.from_dict(item, f"instances.{i}.") for i, item in enumerate(raw)]
         return cls(instances, count, _optional_str(data, "marker", ""))
 
     def to_dict(self) -> dict[str, Any]:

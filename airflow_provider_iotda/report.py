@@ -161,7 +161,7 @@ def report_task(record: Mapping[str, Any], index: int = 0) -> ReportTask:
     """One record (nested or flat, native or string values) as a :class:`ReportTask`."""
     if not isinstance(record, Mapping):
         raise ValueError(
-            f"records[{index}] must be a task record (a mapping); got {type(record).__name__}"
+            f"records item {index} must be a task record (a mapping); got {type(record).__name__}"
         )
     flavor_type = _text(_lookup(record, "target_config.flavor.type"))
     flavor_size = _text(_lookup(record, "target_config.flavor.size"))
@@ -174,9 +174,9 @@ def report_task(record: Mapping[str, Any], index: int = 0) -> ReportTask:
         type=_text(record.get("type")) or UNKNOWN,
         status=_text(record.get("status")) or UNKNOWN,
         status_detail=_text(record.get("status_detail")),
-        create_time=parse_time(record.get("create_time"), f"records[{index}].create_time"),
-        start_time=parse_time(record.get("start_time"), f"records[{index}].start_time"),
-        end_time=parse_time(record.get("end_time"), f"records[{index}].end_time"),
+        create_time=parse_time(record.get("create_time"), f"create_time of records item {index}"),
+        start_time=parse_time(record.get("start_time"), f"start_time of records item {index}"),
+        end_time=parse_time(record.get("end_time"), f"end_time of records item {index}"),
         target=target,
     )
 
@@ -199,7 +199,7 @@ def parse_incomplete(value: Any, field: str = "incomplete_instances") -> list[In
             except (ValueError, SyntaxError) as exc:
                 raise ValueError(
                     f"{field} must be a list of {{'instance_id', 'oldest_listed'}} mappings "
-                    f"(the list operator's summary['incomplete_instances']); got {text[:80]!r}"
+                    f"(the list operator's summary key incomplete_instances); got {text[:80]!r}"
                 ) from exc
     if not isinstance(value, list | tuple):
         raise ValueError(
@@ -214,12 +214,12 @@ def parse_incomplete(value: Any, field: str = "incomplete_instances") -> list[In
             result.append(
                 IncompleteInstance(
                     str(item["instance_id"]),
-                    parse_time(item.get("oldest_listed"), f"{field}[{i}].oldest_listed"),
+                    parse_time(item.get("oldest_listed"), f"oldest_listed of {field} item {i}"),
                 )
             )
         else:
             raise ValueError(
-                f"{field}[{i}] must be a mapping with an 'instance_id' (and 'oldest_listed') "
+                f"{field} item {i} must be a mapping with an 'instance_id' (and 'oldest_listed') "
                 f"or an instance ID; got {str(item)[:80]!r}"
             )
     return result

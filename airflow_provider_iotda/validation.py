@@ -218,23 +218,22 @@ def _empty_window_message(start: pendulum.DateTime, end: pendulum.DateTime) -> s
     """Why the window ``start <= create_time < end`` is empty, and what gives a real one."""
     if start == end:
         cause = (
-            f"created_after and created_before are the same moment ({start.isoformat()}), so "
-            "the window created_after <= create_time < created_before is empty. Airflow 3 "
-            "gives a run triggered by hand, and a run of a schedule such as '@daily', a "
-            "zero-length data interval (data_interval_start equals data_interval_end)"
+            f"got the same moment for both ({start.isoformat()}), so the window "
+            "created_after <= create_time < created_before is empty. Airflow 3 gives a run "
+            "triggered by hand, and a run of a schedule such as '@daily', a zero-length data "
+            "interval: data_interval_start equals data_interval_end"
         )
     else:
         cause = (
-            f"created_after ({start.isoformat()}) is later than created_before "
-            f"({end.isoformat()}): the window created_after <= create_time < created_before "
-            "is empty"
+            f"got {start.isoformat()} and {end.isoformat()}, so the window "
+            "created_after <= create_time < created_before is empty"
         )
     return (
-        f"{cause}. For scheduled runs that cover a real interval, schedule the DAG with "
-        'CronDataIntervalTimetable("@daily", timezone="UTC") (import it from '
-        "airflow_provider_iotda.compat, which picks airflow.sdk or Airflow 3.1's "
-        "airflow.timetables.interval); for a run triggered by hand, template "
-        f"{MANUAL_WINDOW_HINT}"
+        f"created_after must be earlier than created_before; {cause}. For scheduled runs that "
+        'cover a real interval, schedule the DAG with CronDataIntervalTimetable("@daily", '
+        'timezone="UTC") (import it from airflow_provider_iotda.compat, which picks '
+        "airflow.sdk or Airflow 3.1's airflow.timetables.interval); for a run triggered by "
+        f"hand, template {MANUAL_WINDOW_HINT}"
     )
 
 

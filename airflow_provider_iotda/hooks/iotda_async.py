@@ -119,7 +119,7 @@ class _LoopShare:
         if entry is None or entry[0] <= loop.time():
             # A task of its own: a hook that is cancelled while waiting (its trigger was
             # cancelled) does not cancel the read the loop's other hooks wait for.
-            task = loop.create_task(read(), name=f"iotda-read-connection[{conn_id}]")
+            task = loop.create_task(read(), name=f"iotda-read-connection {conn_id}")
             task.add_done_callback(functools.partial(self._forget_failed_read, conn_id))
             entry = (loop.time() + CONFIG_TTL, task)
             self.configs[conn_id] = entry

@@ -292,7 +292,7 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         self._lineage_source = (_iotda_namespace(config), list(instance_ids))
         self.log.info(
             "Listing tasks of %d instance(s) in project %s (types=%s, statuses=%s, "
-            "created in [%s, %s)) with up to %d at once",
+            "created from %s up to %s) with up to %d at once",
             len(instance_ids),
             config.project_id,
             ",".join(sorted(args.task_types)) if args.task_types else "any",

@@ -105,7 +105,7 @@ def _record_list(value: object) -> list[Mapping[str, Any]]:
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
             raise ValueError(
-                f"records[{i}] must be a task record (a mapping); got {type(item).__name__}"
+                f"records item {i} must be a task record (a mapping); got {type(item).__name__}"
             )
     return list(value)
 

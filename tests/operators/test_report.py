@@ -113,7 +113,7 @@ class TestParseTime:
             ({"title": ""}, "title must be a non-empty string"),
             ({"title": "x" * 201}, "at most 200 characters"),
             ({"records": {"a": 1}}, "records must be a list of task records"),
-            ({"records": ["a1"]}, r"records\[0\] must be a task record"),
+            ({"records": ["a1"]}, r"records item 0 must be a task record"),
             ({"records": "not json ["}, "records must be a list of task records"),
             ({"incomplete_instances": 3}, "incomplete_instances must be a list"),
             ({"source": {"format": "json"}}, "source must be a path/URL or the list operator"),
@@ -253,7 +253,7 @@ class TestFailures:
 
     def test_bad_record_names_the_field(self, tmp_path: Path) -> None:
         rows = [{**RECORDS[0], "end_time": "tomorrow"}]
-        with pytest.raises(ValueError, match=r"records\[0\]\.end_time must be an ISO-8601"):
+        with pytest.raises(ValueError, match=r"end_time of records item 0 must be an ISO-8601"):
             op(records=rows, destination=str(tmp_path / "r.html")).execute({})
 
     def test_unknown_scheme_fails_before_reading(self, tmp_path: Path) -> None:

@@ -34,6 +34,11 @@ from airflow_provider_iotda.hooks.iotda import IoTDAHook
 
 from .unit_support import CapturedLogs
 
+OTHER_SOURCES = (
+    "set it, or set extra credentials to another source (environment, profile, ecs_metadata, "
+    "pod_identity, oidc_federation or automatic), with which login and password stay empty"
+)
+
 
 def _config_from_env(monkeypatch: pytest.MonkeyPatch, value: str, conn_id: str = "iotda_default"):  # type: ignore[no-untyped-def]
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
@@ -217,21 +222,36 @@ def test_signing_and_old_auth_disagreeing_is_an_error(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"login": ""}, "login (the Access Key, AK) is empty"),
-        ({"password": ""}, "password (the Secret Key, SK) is empty"),
-        ({"region": None}, "set extra 'region' (e.g. cn-north-4) or extra 'endpoint'"),
+        ({"login": ""}, f"login (the Access Key, AK) is empty; {OTHER_SOURCES}"),
+        ({"password": ""}, f"password (the Secret Key, SK) is empty; {OTHER_SOURCES}"),
+        (
+            {"region": None},
+            "set extra 'region' (e.g. cn-north-4) or extra 'endpoint' (a URL such as "
+            "http://127.0.0.1:8787): one of the two is needed",
+        ),
         ({"project_id": None}, "extra 'project_id' is required"),
         (
             {"project_id": "0123 bad!"},
-            "extra project_id must be 1 to 64 characters of [A-Za-z0-9_-]; got '0123 bad!'",
+            "extra project_id must be 1 to 64 characters of letters, digits, underscores and "
+            "hyphens; got '0123 bad!'",
         ),
         (
-            {"region": "CN North 4"},
-            "extra region must be a region name such as 'cn-north-4'; got 'CN North 4'",
+            {"region": "cn-nort-4"},
+            "extra region must be a Huawei Cloud region with IoTDA (cn-north-4, cn-south-1, "
+            "cn-south-4, cn-east-3, ap-southeast-1, ap-southeast-2, ap-southeast-3, af-south-1, "
+            "me-east-1, la-south-2, ru-moscow-1); got 'cn-nort-4'; did you mean 'cn-north-4'? "
+            "For a region not in this list or a private endpoint, set extra endpoint to its "
+            "URL, e.g. https://iotda-mgmt.REGION.myhuaweicloud.com",
+        ),
+        (
+            {"region": "CN North 4", "endpoint": "https://iotda.example.com"},
+            "extra region must be a region name of lower-case letters, digits and hyphens "
+            "such as 'cn-north-4'; got 'CN North 4'",
         ),
         (
             {"instance_id": "NOT-HEX-ZZ"},
-            "extra instance_id must be 1 to 36 characters of [a-f0-9-]; got 'NOT-HEX-ZZ'",
+            "extra instance_id must be 1 to 36 characters of lower-case letters a-f, digits and "
+            "hyphens; got 'NOT-HEX-ZZ'",
         ),
         (
             {"signing": "oauth"},
@@ -468,7 +488,7 @@ def _airflow_like_test_id() -> str:
 @pytest.mark.parametrize(
     ("values", "detail"),
     [
-        ({"region": "CN North 4"}, "extra region must be a region name such as 'cn-north-4'"),
+        ({"region": "CN North 4"}, "extra region must be a Huawei Cloud region with IoTDA"),
         ({"project_id": "0123 bad!"}, "extra project_id must be 1 to 64 characters"),
         ({"instance_id": "NOT-HEX-ZZ"}, "extra instance_id must be 1 to 36 characters"),
         ({"signing": "auto"}, "extra signing must be one of automatic, derived, standard"),
@@ -499,5 +519,5 @@ def test_test_connection_names_an_empty_secret_key_without_showing_anything(
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
     assert IoTDAHook(conn_id).test_connection() == (
         False,
-        "password (the Secret Key, SK) is empty",
+        f"password (the Secret Key, SK) is empty; {OTHER_SOURCES}",
     )

@@ -143,7 +143,7 @@ def test_profile_extra_overrides_the_variable(tmp_path: Path) -> None:
     [
         (None, "no credentials file at"),
         ("ak=1\n", "is not an INI file"),
-        ("[global]\nak=A\nsk=B\n", "has no [basic] section"),
+        ("[global]\nak=A\nsk=B\n", "has no section named basic"),
         ("[basic]\nak=A\n", "has no sk"),
     ],
 )

@@ -113,7 +113,7 @@ def test_instance_page_parses_and_rejects_wrong_shapes() -> None:
         InstancePage.from_dict({"instances": {}})
     with pytest.raises(IoTDAInvalidResponseError, match="count="):
         InstancePage.from_dict({"count": "2", "instances": []})
-    with pytest.raises(IoTDAInvalidResponseError, match="instances\\[0\\]"):
+    with pytest.raises(IoTDAInvalidResponseError, match=r"instances\.0=7"):
         InstancePage.from_dict({"instances": [7]})
 
 

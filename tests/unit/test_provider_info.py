@@ -15,15 +15,17 @@ import airflow
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from airflow_provider_iotda import compat
+from airflow_provider_iotda import compat, fields
 from airflow_provider_iotda import get_provider_info as provider_module
 from airflow_provider_iotda.config import (
     CONN_TYPE,
     DEFAULT_SIGNING,
     EXTRA_FIELDS,
     SIGNING_MODES,
+    ConnectionFieldError,
     IoTDAConnectionConfig,
 )
+from airflow_provider_iotda.credentials import CREDENTIAL_SOURCES, SOURCE_SPELLINGS
 from airflow_provider_iotda.get_provider_info import get_provider_info
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 
@@ -117,19 +119,118 @@ def test_every_form_choice_and_default_is_accepted_by_the_connection() -> None:
                 IoTDAConnectionConfig.from_values(**{**base, name: value})
 
 
+BASE = {"access_key": "ak", "secret_key": "sk-12345", "region": "cn-north-4", "project_id": "p"}
+
+
+def _form_field(name: str) -> dict[str, Any]:
+    return get_provider_info()["connection-types"][0]["conn-fields"][name]  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize(
-    ("name", "good"),
-    [("project_id", "a"), ("instance_id", "0")],
+    ("name", "beyond", "message"),
+    [
+        (
+            "project_id",
+            "a" * 70,
+            "extra project_id must be 1 to 64 characters of letters, digits, underscores "
+            "and hyphens; got 'aaaa",
+        ),
+        (
+            "instance_id",
+            "0" * 37,
+            "extra instance_id must be 1 to 36 characters of lower-case letters a-f, digits "
+            "and hyphens; got '0000",
+        ),
+        ("max_retries", 99, "extra max_retries must be an integer from 0 to 10; got 99"),
+        ("max_retries", -1, "extra max_retries must be an integer from 0 to 10; got -1"),
+        ("timeout", 0, "extra timeout must be a number of seconds greater than 0; got 0"),
+    ],
 )
-def test_form_length_limits_agree_with_the_connection_checks(name: str, good: str) -> None:
-    """A value as long as the form's ``maxLength`` is accepted, one longer is refused."""
-    schema = get_provider_info()["connection-types"][0]["conn-fields"][name]["schema"]
-    base = {"access_key": "ak", "secret_key": "sk-12345", "region": "cn-north-4", "project_id": "p"}
-    longest = good * schema["maxLength"]
-    IoTDAConnectionConfig.from_values(**{**base, name: longest})
-    assert jsonschema.Draft7Validator(schema).is_valid(longest)
-    with pytest.raises(ValueError, match=f"extra {name} must be 1 to {schema['maxLength']}"):
-        IoTDAConnectionConfig.from_values(**{**base, name: longest + good})
+def test_a_value_beyond_a_bound_is_refused_with_a_message_not_corrected(
+    name: str, beyond: object, message: str
+) -> None:
+    """Airflow's form would clamp a number box to minimum/maximum and cut typing at maxLength
+    without a word: the schema carries none of them, the description says the bound, and the
+    connection (the Test button, every task) refuses the value naming field and bound."""
+    schema = _form_field(name)["schema"]
+    for corrector in ("maxLength", "minLength", "maximum", "minimum"):
+        assert corrector not in schema, (name, corrector)
+    with pytest.raises(ConnectionFieldError) as caught:
+        IoTDAConnectionConfig.from_values(**{**BASE, name: beyond})
+    assert caught.value.detail.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("name", "bound"),
+    [
+        ("project_id", fields.PROJECT_ID.form),
+        ("instance_id", fields.INSTANCE_ID.form),
+        ("max_retries", fields.MAX_RETRIES.form),
+        ("timeout", fields.TIMEOUT.form),
+    ],
+)
+def test_the_description_says_the_bound_the_form_no_longer_enforces(name: str, bound: str) -> None:
+    assert bound in _form_field(name)["description"]
+
+
+def test_no_form_text_holds_square_brackets() -> None:
+    """Airflow's CLI shows these texts through rich, which eats bracketed words."""
+    info = get_provider_info()["connection-types"][0]
+    texts = [*info["ui-field-behaviour"]["relabeling"].values()]
+    texts += info["ui-field-behaviour"]["placeholders"].values()
+    for field in info["conn-fields"].values():
+        texts += [field["label"], field["description"]]
+        texts += field["schema"].get("values_display", {}).values()
+    for text in texts:
+        assert "[" not in text, text
+        assert "]" not in text, text
+
+
+def test_the_credentials_source_comes_first_and_the_keys_say_they_may_stay_empty() -> None:
+    info = get_provider_info()["connection-types"][0]
+    assert next(iter(info["conn-fields"])) == "credentials"
+    placeholders = info["ui-field-behaviour"]["placeholders"]
+    for key in ("login", "password"):
+        assert "empty when Credentials source is not this connection" in placeholders[key]
+    description = info["conn-fields"]["credentials"]["description"]
+    assert "leave Access Key and Secret Key empty" in description
+    # Help text does not repeat the drop-down's raw values, nor point at other sections.
+    for raw in ("ecs_metadata", "pod_identity", "oidc_federation", "(env)"):
+        assert raw not in description
+    for field in info["conn-fields"].values():
+        assert "above" not in field["description"]
+        assert "below" not in field["description"]
+
+
+def test_aksk_names_no_signing_mode() -> None:
+    """A credentials source is where the keys come from; signing is what is done with them:
+    the two drop-downs no longer share the words "AK/SK" (stored values are unchanged)."""
+    conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    signing = conn_fields["signing"]
+    assert list(signing["schema"]["values_display"]) == list(SIGNING_MODES)
+    for label in [signing["label"], *signing["schema"]["values_display"].values()]:
+        assert "AK/SK" not in label
+    for label in conn_fields["credentials"]["schema"]["values_display"].values():
+        assert "AK/SK" not in label
+
+
+def test_the_form_says_one_of_region_and_endpoint_is_needed_and_where_an_old_host_goes() -> None:
+    conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    for name in ("region", "endpoint"):
+        assert "One of Region and Endpoint URL is needed" in conn_fields[name]["description"]
+    # Airflow's edit form shows only the extras a connection stored: the note rides on fields
+    # every saved connection has (project_id is required; region is the usual other one).
+    for name in ("region", "project_id"):
+        description = conn_fields[name]["description"]
+        assert '"endpoint": "its URL" to the Extra Fields JSON' in description
+
+
+def test_form_patterns_are_the_table_s() -> None:
+    conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert conn_fields["region"]["schema"]["pattern"] == fields.REGION.json_pattern
+    assert conn_fields["project_id"]["schema"]["pattern"] == fields.PROJECT_ID.json_pattern
+    assert conn_fields["instance_id"]["schema"]["pattern"] == fields.INSTANCE_ID.json_pattern
+    assert conn_fields["region"]["schema"]["examples"] == list(fields.REGIONS)
 
 
 def test_every_connection_extra_is_in_the_form() -> None:
@@ -143,18 +244,27 @@ def test_every_connection_extra_is_in_the_form() -> None:
 
 
 def test_form_schemas_agree_with_the_connection_checks() -> None:
-    fields = get_provider_info()["connection-types"][0]["conn-fields"]
-    assert jsonschema.Draft7Validator(fields["instance_id"]["schema"]).is_valid(
+    conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert jsonschema.Draft7Validator(conn_fields["instance_id"]["schema"]).is_valid(
         "6b6f5c3e-1f1a-4e55-9d5a-0123456789ab"
     )
-    assert not jsonschema.Draft7Validator(fields["instance_id"]["schema"]).is_valid("../x")
-    assert not jsonschema.Draft7Validator(fields["max_retries"]["schema"]).is_valid(11)
-    assert fields["signing"]["schema"]["enum"] == list(SIGNING_MODES)
-    assert fields["signing"]["schema"]["default"] == DEFAULT_SIGNING
-    assert set(fields["signing"]["schema"]["values_display"]) == set(SIGNING_MODES)
-    assert not jsonschema.Draft7Validator(fields["region"]["schema"]).is_valid("CN North 4")
-    assert not jsonschema.Draft7Validator(fields["project_id"]["schema"]).is_valid("0123 bad!")
-    assert not jsonschema.Draft7Validator(fields["instance_id"]["schema"]).is_valid("NOT-HEX-ZZ")
+    assert not jsonschema.Draft7Validator(conn_fields["instance_id"]["schema"]).is_valid("../x")
+    assert conn_fields["signing"]["schema"]["enum"] == list(SIGNING_MODES)
+    assert conn_fields["signing"]["schema"]["default"] == DEFAULT_SIGNING
+    assert set(conn_fields["signing"]["schema"]["values_display"]) == set(SIGNING_MODES)
+    for name, bad in [
+        ("region", "CN North 4"),
+        ("project_id", "0123 bad!"),
+        ("instance_id", "NOT-HEX-ZZ"),
+    ]:
+        assert not jsonschema.Draft7Validator(conn_fields[name]["schema"]).is_valid(bad)
+
+
+def test_every_credentials_source_is_offered_once() -> None:
+    schema = _form_field("credentials")["schema"]
+    offered = [SOURCE_SPELLINGS.get(value, value) for value in schema["enum"]]
+    assert sorted(offered) == sorted(CREDENTIAL_SOURCES)
+    assert set(schema["values_display"]) == set(schema["enum"])
 
 
 def test_python_modules_named_in_the_provider_info() -> None:

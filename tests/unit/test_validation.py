@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_iotda import validation
+from airflow_provider_iotda import fields, validation
 from airflow_provider_iotda.api import tasks_url
 
+HEX = "lower-case letters a-f, digits and hyphens"
 INJECTIONS = [
     "",
     "/",
@@ -40,9 +41,13 @@ INJECTIONS = [
 @pytest.mark.parametrize(
     ("check", "field", "form"),
     [
-        (validation.instance_id, "instance_id", "1 to 36 characters of [a-f0-9-]"),
-        (validation.instance_task_id, "instance_task_id", "1 to 64 characters of [a-f0-9-]"),
-        (validation.project_id, "project_id", "1 to 64 characters of [A-Za-z0-9_-]"),
+        (validation.instance_id, "instance_id", f"1 to 36 characters of {HEX}"),
+        (validation.instance_task_id, "instance_task_id", f"1 to 64 characters of {HEX}"),
+        (
+            validation.project_id,
+            "project_id",
+            "1 to 64 characters of letters, digits, underscores and hyphens",
+        ),
     ],
 )
 @pytest.mark.parametrize("value", INJECTIONS)
@@ -156,7 +161,7 @@ def test_task_types_and_statuses() -> None:
 def test_task_type() -> None:
     assert validation.task_type("MODIFY") == "MODIFY"
     for bad in ("modify", "MODIFY/..", "", None):
-        with pytest.raises(ValueError, match="instance_task_type must be an upper-case type"):
+        with pytest.raises(ValueError, match="instance_task_type must be an upper-case name"):
             validation.task_type(bad)
 
 
@@ -178,7 +183,7 @@ def test_timestamp() -> None:
             validation.timestamp(bad, "created_after")
 
 
-def test_one_of_and_as_bool() -> None:
+def test_one_of_and_strict_bool() -> None:
     assert validation.one_of("auto", "auth", ("aksk", "auto")) == "auto"
     with pytest.raises(ValueError, match=r"^auth must be one of aksk, auto; got 'AUTO'$"):
         validation.one_of("AUTO", "auth", ("aksk", "auto"))
@@ -192,18 +197,60 @@ def test_one_of_and_as_bool() -> None:
         ("1", True),
         ("on", True),
     ]:
-        assert validation.as_bool(value, "verify") is expected
+        assert validation.strict_bool(value, "verify", words=True) is expected
     for bad in ("maybe", 1, None, ""):
         with pytest.raises(ValueError, match=r"^verify must be true or false"):
-            validation.as_bool(bad, "verify")
+            validation.strict_bool(bad, "verify", words=True)
+    # Without words (operator arguments), only a real bool: "no" is a truthy string.
+    assert validation.strict_bool(False, "delay") is False
+    for bad in ("no", "false", "true", 0, 1, None):
+        with pytest.raises(ValueError, match=r"^delay must be True or False; got "):
+            validation.strict_bool(bad, "delay")
 
 
 def test_region() -> None:
-    assert validation.region("cn-north-4") == "cn-north-4"
-    assert validation.region("ap-southeast-1") == "ap-southeast-1"
-    for bad in ("CN-NORTH-4", "cn", "cn-north-4/..", "cn north 4"):
-        with pytest.raises(ValueError, match="region must be a region name"):
+    for known in fields.REGIONS:
+        assert validation.region(known) == known
+    for bad in ("CN-NORTH-4", "cn", "cn-north-4/..", "cn north 4", "cn-nort-4", None):
+        with pytest.raises(ValueError, match=r"^region must be a Huawei Cloud region with IoTDA"):
             validation.region(bad)
+
+
+@pytest.mark.parametrize(
+    ("typo", "closest"),
+    [
+        ("cn-nort-4", "cn-north-4"),
+        ("CN-NORTH-4", "cn-north-4"),
+        ("cn-north4", "cn-north-4"),
+        ("ru-moscow", "ru-moscow-1"),
+        ("la-south-1", "la-south-2"),
+    ],
+)
+def test_a_misspelt_region_names_the_closest_real_one_and_the_endpoint_extra(
+    typo: str, closest: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        validation.region(typo, "extra region")
+    message = str(caught.value)
+    assert f"got {typo!r}; did you mean {closest!r}?" in message
+    assert "set extra endpoint to its URL" in message
+    assert "https://iotda-mgmt.REGION.myhuaweicloud.com" in message
+    for known in fields.REGIONS:
+        assert known in message
+
+
+def test_a_region_far_from_every_real_one_suggests_none() -> None:
+    with pytest.raises(ValueError) as caught:
+        validation.region("xx-yyyyy-9")
+    assert "did you mean" not in str(caught.value)
+    assert "set extra endpoint" in str(caught.value)
+
+
+def test_an_unlisted_region_is_accepted_where_an_endpoint_names_the_host() -> None:
+    """With extra endpoint set, the region only signs (V11): any well-formed one will do."""
+    assert validation.region("eu-west-101", known=False) == "eu-west-101"
+    with pytest.raises(ValueError, match=r"^region must be a region name of lower-case letters"):
+        validation.region("EU West", known=False)
 
 
 @settings(max_examples=200, deadline=None)
@@ -273,7 +320,7 @@ def test_instance_ids(value: object, ids: list[str] | None) -> None:
 
 
 def test_instance_ids_name_the_bad_item() -> None:
-    with pytest.raises(ValueError, match=r"instance_ids\[1\] must be 1 to 36 characters"):
+    with pytest.raises(ValueError, match=r"^instance_ids item 1 must be 1 to 36 characters"):
         validation.instance_ids(["aa", "ZZ"])
     with pytest.raises(ValueError, match="instance_ids must be a name, a comma-separated string"):
         validation.instance_ids("[unclosed")
