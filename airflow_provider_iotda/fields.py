@@ -189,7 +189,6 @@ REGION: Final = Text(
     "region",
     r"[a-z]{2,}(-[a-z0-9]+)+",
     "a region name of lower-case letters, digits and hyphens such as 'cn-north-4'",
-    max_length=64,
     example="cn-north-4",
 )
 #: The endpoint a region gives when extra ``endpoint`` is not set.

@@ -198,11 +198,13 @@ def test_the_form_carries_what_the_ui_can_enforce(api_server: ApiServer) -> None
         ),
         (
             {"project_id": "0123 bad!"},
-            "extra project_id must be 1 to 64 characters of letters, digits, underscores and hyphens; got '0123 bad!'",
+            "extra project_id must be 1 to 64 characters of letters, digits, underscores and "
+            "hyphens; got '0123 bad!'",
         ),
         (
             {"instance_id": "NOT-HEX-ZZ"},
-            "extra instance_id must be 1 to 36 characters of lower-case letters a-f, digits and hyphens; got 'NOT-HEX-ZZ'",
+            "extra instance_id must be 1 to 36 characters of lower-case letters a-f, digits and "
+            "hyphens; got 'NOT-HEX-ZZ'",
         ),
     ],
 )

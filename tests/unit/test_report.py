@@ -185,7 +185,7 @@ class TestShapes:
         assert parsed.duration == 1800.0
 
     def test_bad_time_names_the_record_and_field(self) -> None:
-        with pytest.raises(ValueError, match=r"end_time of records item 1 must be an ISO-8601 time"):
+        with pytest.raises(ValueError, match=r"end_time of records item 1 must be an ISO-8601"):
             report.build([RECORDS[0], {**RECORDS[1], "end_time": "yesterday"}])
         with pytest.raises(ValueError, match=r"create_time of records item 0 .* got int"):
             report.build([{**RECORDS[1], "create_time": 1714521600}])
@@ -213,7 +213,10 @@ class TestIncomplete:
             (42, r"incomplete_instances must be a list .* got int"),
             ("not a list", r"incomplete_instances must be a list"),
             ([{"oldest_listed": None}], r"incomplete_instances item 0 must be a mapping with"),
-            ([{"instance_id": A, "oldest_listed": "soon"}], r"oldest_listed of incomplete_instances item 0 must be"),
+            (
+                [{"instance_id": A, "oldest_listed": "soon"}],
+                r"oldest_listed of incomplete_instances item 0 must be",
+            ),
         ],
     )
     def test_bad(self, value: object, message: str) -> None:
