@@ -85,9 +85,10 @@ class Integer:
             return f"an integer of at least {self.low}"
         return f"an integer from {self.low} to {self.high}"
 
-    def check(self, value: object, name: str | None = None) -> int:
-        """``value`` (a string of digits is accepted, as templates and URIs give them)."""
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    def check(self, value: object, name: str | None = None, *, digits: bool = True) -> int:
+        """``value``; with ``digits`` also a string of digits, as templates and URIs give them
+        (``digits=False`` where a JSON body or document must carry a number)."""
+        if digits and isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
             value = int(value)
         if (
             isinstance(value, bool)

@@ -307,6 +307,6 @@ def flavor_type(value: object, field: str = "flavor_type") -> str:
 
 
 def flavor_size(value: object, field: str = "flavor_size") -> int:
-    """The number of units of a specification: an integer of at least 1 (also the string of
-    digits a template renders)."""
-    return fields.FLAVOR_SIZE.check(value, field)
+    """The number of units of a specification: an ``int`` of at least 1 (the request body
+    carries a number; operators convert a rendered template's digits first)."""
+    return fields.FLAVOR_SIZE.check(value, field, digits=False)

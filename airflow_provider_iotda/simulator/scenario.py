@@ -181,7 +181,7 @@ def make_flavor(raw: object, where: str = "flavor") -> dict[str, Any]:
         raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     return {
         "type": _checked(fields.FLAVOR_TYPE.check, raw.get("type"), f"{where}.type"),
-        "size": _checked(fields.FLAVOR_SIZE.check, raw.get("size"), f"{where}.size"),
+        "size": _checked(flavor_size, raw.get("size"), f"{where}.size"),
     }
 
 
@@ -338,6 +338,11 @@ def _read_json(path: Path) -> Mapping[str, Any]:
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario file {path}: {exc}") from exc
     return _parse_json(text, f"scenario file {path}")
+
+
+def flavor_size(value: object, where: str) -> int:
+    """A flavor's size in a scenario: a JSON number (``fields.FLAVOR_SIZE``)."""
+    return fields.FLAVOR_SIZE.check(value, where, digits=False)
 
 
 def _checked(check: Callable[[object, str], Any], value: object, where: str) -> Any:

@@ -71,8 +71,8 @@ class TestParseTimeValidation:
     @pytest.mark.parametrize(
         ("kwargs", "message"),
         [
-            ({"instance_ids": "NOT-HEX!"}, r"instance_ids\[0\] must be 1 to 36 characters"),
-            ({"instance_ids": [INSTANCE_A, "x" * 40]}, r"instance_ids\[1\] must be"),
+            ({"instance_ids": "NOT-HEX!"}, r"instance_ids item 0 must be 1 to 36 characters"),
+            ({"instance_ids": [INSTANCE_A, "x" * 40]}, r"instance_ids item 1 must be"),
             ({"instance_ids": []}, r"instance_ids must name at least one instance"),
             ({"instance_ids": 42}, r"instance_ids must be an instance ID or a list"),
             ({"task_types": "modify"}, r"task_types must be upper-case names"),
@@ -108,7 +108,7 @@ class TestParseTimeValidation:
             ({"iotda_conn_id": "two words"}, r"iotda_conn_id must be an Airflow connection ID"),
             ({"if_exists": "append"}, r"if_exists must be one of fail, overwrite, skip"),
             ({"on_incomplete": "ignore"}, r"on_incomplete must be one of fail, warn; got 'ignore'"),
-            ({"instance_ids": "ALL"}, r"instance_ids\[0\] must be 1 to 36 characters"),
+            ({"instance_ids": "ALL"}, r"instance_ids item 0 must be 1 to 36 characters"),
         ],
     )
     def test_bad_values_fail_in_the_constructor(self, kwargs: dict[str, Any], message: str) -> None:
@@ -185,7 +185,7 @@ class TestRenderedValues:
         fake_iotda.add(INSTANCE_A, TASKS_A)
         task = op(instance_ids="{{ params.ids }}")
         task.render_template_fields({"params": {"ids": "not an id"}})
-        with pytest.raises(ValueError, match=r"instance_ids\[0\] must be 1 to 36 characters"):
+        with pytest.raises(ValueError, match=r"instance_ids item 0 must be 1 to 36 characters"):
             task.execute({})
         assert fake_iotda.requests == []
 

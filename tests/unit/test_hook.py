@@ -675,7 +675,7 @@ def test_bad_page_size_type_or_time_rejected_before_any_request(
 ) -> None:
     with pytest.raises(ValueError, match="page_size must be an integer from 1 to 500"):
         list(hook.iter_instance_tasks(page_size=0))
-    with pytest.raises(ValueError, match="instance_task_type must be an upper-case type"):
+    with pytest.raises(ValueError, match="instance_task_type must be an upper-case name"):
         hook.find_instance_task(instance_task_type="modify/..")
     with pytest.raises(ValueError, match="created_after must be a datetime or an ISO-8601"):
         hook.find_instance_task(instance_task_type="MODIFY", created_after="last tuesday")
