@@ -45,7 +45,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 KNOWN_REGIONS = fields.REGIONS
 
 #: Where to move an old connection's endpoint: Airflow's edit form shows only the extras a
-#: connection has stored, so the Endpoint URL field may not be there to fill.
+#: connection has stored, so the Endpoint URL field may not be there to fill; Project ID is
+#: (it is required), so the note rides on it.
 _MOVE_HOST = (
     "A connection saved with its endpoint in the host field (no longer shown): add "
     '"endpoint": "its URL" to the Extra Fields JSON and save.'
@@ -99,7 +100,7 @@ _FORM: dict[str, dict[str, Any]] = {
         "label": "Region",
         "description": "Region of the IoTDA instance, e.g. cn-north-4; it gives the endpoint "
         "https://iotda-mgmt.REGION.myhuaweicloud.com. One of Region and Endpoint URL is "
-        "needed. " + _MOVE_HOST,
+        "needed.",
         "schema": {**_text(fields.REGION), "examples": list(fields.REGIONS)},
     },
     "endpoint": {

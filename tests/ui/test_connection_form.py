@@ -9,119 +9,27 @@ temporary connection ID.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import airflow
-import httpx
 import pytest
 
 from airflow_provider_iotda.config import CONN_TYPE, EXTRA_FIELDS
 from airflow_provider_iotda.get_provider_info import CONN_FIELDS
 from airflow_provider_iotda.simulator import IoTDASimulator
 
+from .api_server import AK, PROJECT, SK, ApiServer
+
 pytestmark = pytest.mark.integration
 
-AK = "FORMTESTACCESSKEY001"
-SK = "FORM-SECRET-do-not-leak-3b7e11"
-PROJECT = "0123456789abcdef0123456789abcdef"
 AIRFLOW_VERSION = tuple(int(part) for part in airflow.__version__.split(".")[:2])
 #: Airflow 3.2 builds the form from ``conn-fields``; 3.1 only from hook methods.
 READS_CONN_FIELDS = AIRFLOW_VERSION >= (3, 2)
-STARTUP_SECONDS = 120
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ApiServer:
-    """A running ``airflow api-server`` and an authenticated client for it."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.client = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-        )
-
-    def hook_meta(self) -> dict[str, Any]:
-        response = self.client.get("/ui/connections/hook_meta")
-        assert response.status_code == 200, response.text
-        (entry,) = [e for e in response.json() if e["connection_type"] == CONN_TYPE]
-        return entry  # type: ignore[no-any-return]
-
-    def test_connection(self, **body: Any) -> httpx.Response:
-        return self.client.post("/api/v2/connections/test", json=body)
-
-
-@pytest.fixture(scope="module")
-def api_server(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("api-server") / "api-server.log"
-    env = {
-        **os.environ,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "form-test-jwt-secret-0123456789abcdef",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "-H", "127.0.0.1", "-p", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers stop with it
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        token = _wait_for_token(url, process, log_path)
-        server = ApiServer(url, token)
-        yield server
-        server.client.close()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
-def _wait_for_token(url: str, process: subprocess.Popen[bytes], log_path: Path) -> str:
-    """Wait for the server (up to STARTUP_SECONDS) and get an all-admins token."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"airflow api-server exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            response = httpx.get(f"{url}/auth/token", timeout=5)
-        except httpx.TransportError:
-            time.sleep(0.5)
-            continue
-        if response.status_code in (200, 201):
-            return str(response.json()["access_token"])
-        time.sleep(0.5)
-    pytest.fail(f"airflow api-server did not start:\n{log_path.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[IoTDASimulator]:
-    with IoTDASimulator(ak=AK, sk=SK, project_id=PROJECT, time_factor=0, seed=3) as sim:
-        yield sim
 
 
 def _form_body(connection_id: str = "my_iotda", **values: Any) -> dict[str, Any]:
@@ -153,7 +61,7 @@ def test_the_form_has_one_endpoint_field_and_aksk_labels(api_server: ApiServer) 
     assert standard["login"] == {
         "hidden": False,
         "title": "Access Key (AK)",
-        "placeholder": "your Access Key ID",
+        "placeholder": "Access Key ID; empty when Credentials source is not this connection",
     }
     assert standard["password"]["title"] == "Secret Key (SK)"
     assert standard["password"]["hidden"] is False
@@ -175,14 +83,15 @@ def test_the_form_shows_every_extra(api_server: ApiServer) -> None:
 
 @pytest.mark.skipif(not READS_CONN_FIELDS, reason="3.1 builds the form from hook widgets")
 def test_the_form_carries_what_the_ui_can_enforce(api_server: ApiServer) -> None:
-    """3.2+ serves ``conn-fields`` as declared: required, drop-down, lengths, bounds."""
+    """3.2+ serves ``conn-fields`` as declared: required, drop-downs, suggestions; no length
+    or bound the UI would enforce by correcting the value without a word."""
     extras = api_server.hook_meta()["extra_fields"]
     for name, field in CONN_FIELDS.items():
         assert extras[name]["schema"] == {**field["schema"], "title": field["label"]}, name
     assert extras["project_id"]["schema"]["type"] == "string"  # required
-    assert extras["project_id"]["schema"]["maxLength"] == 64
-    assert extras["instance_id"]["schema"]["maxLength"] == 36
-    assert extras["max_retries"]["schema"]["maximum"] == 10
+    for name in ("project_id", "instance_id", "max_retries", "timeout"):
+        for corrector in ("maxLength", "maximum", "minimum"):
+            assert corrector not in extras[name]["schema"], (name, corrector)
     assert "cn-north-4" in extras["region"]["schema"]["examples"]
 
 
@@ -193,9 +102,19 @@ def test_the_form_carries_what_the_ui_can_enforce(api_server: ApiServer) -> None
     ("values", "message"),
     [
         (
-            {"region": "CN North 4"},
-            "extra region must be a region name such as 'cn-north-4'; got 'CN North 4'",
+            {"region": "cn-nort-4"},
+            "extra region must be a Huawei Cloud region with IoTDA (cn-north-4, cn-south-1, "
+            "cn-south-4, cn-east-3, ap-southeast-1, ap-southeast-2, ap-southeast-3, af-south-1, "
+            "me-east-1, la-south-2, ru-moscow-1); got 'cn-nort-4'; did you mean 'cn-north-4'? "
+            "For a region not in this list or a private endpoint, set extra endpoint to its "
+            "URL, e.g. https://iotda-mgmt.REGION.myhuaweicloud.com",
         ),
+        (
+            {"project_id": "a" * 70},
+            "extra project_id must be 1 to 64 characters of letters, digits, underscores and "
+            f"hyphens; got {'a' * 70!r}",
+        ),
+        ({"max_retries": 99}, "extra max_retries must be an integer from 0 to 10; got 99"),
         (
             {"project_id": "0123 bad!"},
             "extra project_id must be 1 to 64 characters of letters, digits, underscores and "

@@ -218,11 +218,10 @@ def test_the_form_says_one_of_region_and_endpoint_is_needed_and_where_an_old_hos
     conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
     for name in ("region", "endpoint"):
         assert "One of Region and Endpoint URL is needed" in conn_fields[name]["description"]
-    # Airflow's edit form shows only the extras a connection stored: the note rides on fields
-    # every saved connection has (project_id is required; region is the usual other one).
-    for name in ("region", "project_id"):
-        description = conn_fields[name]["description"]
-        assert '"endpoint": "its URL" to the Extra Fields JSON' in description
+    # Airflow's edit form shows only the extras a connection stored: the note rides on the
+    # field every saved connection has (project_id is required).
+    description = conn_fields["project_id"]["description"]
+    assert '"endpoint": "its URL" to the Extra Fields JSON' in description
 
 
 def test_form_patterns_are_the_table_s() -> None:
