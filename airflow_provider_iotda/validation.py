@@ -196,10 +196,14 @@ def timestamp(value: object, field: str) -> pendulum.DateTime | None:
     raise ValueError(f"{field} must be a datetime or an ISO-8601 string; got {_shown(value)}")
 
 
-#: What a run triggered by hand can template instead of its zero-length data interval.
+#: What a run triggered by hand can template instead of its zero-length data interval: the
+#: day before the run (``dag_run.run_after`` is set for every run on Airflow 3.1 to 3.3, also
+#: one triggered without a logical date).
+MANUAL_CREATED_AFTER = "{{ (dag_run.run_after - macros.timedelta(days=1)) | ts }}"
+MANUAL_CREATED_BEFORE = "{{ dag_run.run_after | ts }}"
 MANUAL_WINDOW_HINT = (
-    'created_after="{{ (dag_run.run_after - macros.timedelta(days=1)) | ts }}" with '
-    'created_before="{{ dag_run.run_after | ts }}" (the day before the run)'
+    f'created_after="{MANUAL_CREATED_AFTER}" with created_before="{MANUAL_CREATED_BEFORE}" '
+    "(the day before the run)"
 )
 
 
