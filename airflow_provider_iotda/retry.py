@@ -38,6 +38,16 @@ async def _async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def wait(seconds: float) -> None:
+    """Sleep between attempts (tests replace ``_sleep`` to record the waits instead)."""
+    _sleep(seconds)
+
+
+async def async_wait(seconds: float) -> None:
+    """:func:`wait` for the event loop."""
+    await _async_sleep(seconds)
+
+
 #: Methods that may be repeated whatever happened to an earlier attempt.
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -111,18 +121,18 @@ class RetryPolicy:
         )
 
 
+def log_retry(log: Logger, attempt: int, error: BaseException | None, delay: float) -> None:
+    """The one warning per retry: the attempt, the error (never headers) and the wait."""
+    log.warning("IoTDA call failed (attempt %d): %s; retrying in %.1f s", attempt, error, delay)
+
+
 def _log_retry(log: Logger) -> Callable[[tenacity.RetryCallState], None]:
-    """One warning per retry: the attempt, the error (never headers) and the wait."""
+    """:func:`log_retry` as tenacity's ``before_sleep``."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         sleep = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "IoTDA call failed (attempt %d): %s; retrying in %.1f s",
-            state.attempt_number,
-            error,
-            sleep,
-        )
+        log_retry(log, state.attempt_number, error, sleep)
 
     return before_sleep
