@@ -416,7 +416,29 @@ def _none_found(
     return IoTDACredentialsError(f"credentials=auto found no credentials ({listed})")
 
 
-# -- drivers ----------------------------------------------------------------------------------
+def chain(
+    settings: CredentialSettings, now: dt.datetime, environ: Mapping[str, str] | None = None
+) -> Fetch:
+    """The steps of a fetch from the configured source (``auto``: the first of the chain that
+    yields); both drivers run it.  A driver whose step failed throws the
+    :class:`SourceUnavailable` into it, so that ``auto`` goes on with the next source."""
+    environ = os.environ if environ is None else environ
+    reasons: list[tuple[str, str]] = []
+    retryable = False
+    for source in _sources(settings):
+        try:
+            return (yield from _plan(source, settings, environ, now))
+        except SourceUnavailable as exc:
+            reasons.append((source, str(exc)))
+            retryable = retryable or exc.retryable
+        except IoTDACredentialsError as exc:
+            if settings.source != "auto":
+                raise
+            reasons.append((source, str(exc).removeprefix(f"{source}: ")))
+    raise _none_found(settings, reasons, retryable)
+
+
+# -- drivers: only the sending differs ----------------------------------------------------------
 
 
 def _read_text(path: str) -> str | None:
@@ -434,7 +456,7 @@ def _transport_failure(url: str, exc: Exception) -> SourceUnavailable:
     return SourceUnavailable(f"could not reach {url}: {type(exc).__name__}", retryable=True)
 
 
-def _http_sync(call: HttpCall, source: str) -> HttpAnswer:
+def _http_sync(call: HttpCall) -> HttpAnswer:
     import requests
 
     try:
@@ -453,17 +475,9 @@ def _http_sync(call: HttpCall, source: str) -> HttpAnswer:
         raise _transport_failure(call.url, exc) from None
 
 
-def _run_sync(plan: Fetch, source: str) -> SourcedCredentials:
-    reply: Any = None
-    try:
-        while True:
-            step = plan.send(reply)
-            reply = (
-                _read_text(step.path) if isinstance(step, ReadFile) else _http_sync(step, source)
-            )
-    except StopIteration as stop:
-        result: SourcedCredentials = stop.value
-        return result
+def _advance(plan: Fetch, reply: Any, failure: SourceUnavailable | None) -> Step:
+    """The plan's next step after ``reply`` (or after the step failed with ``failure``)."""
+    return plan.throw(failure) if failure is not None else plan.send(reply)
 
 
 def fetch(
@@ -472,20 +486,19 @@ def fetch(
     environ: Mapping[str, str] | None = None,
 ) -> SourcedCredentials:
     """Fetch from the configured source (``auto``: the first of the chain that yields)."""
-    environ = os.environ if environ is None else environ
-    reasons: list[tuple[str, str]] = []
-    retryable = False
-    for source in _sources(settings):
-        try:
-            return _run_sync(_plan(source, settings, environ, now), source)
-        except SourceUnavailable as exc:
-            reasons.append((source, str(exc)))
-            retryable = retryable or exc.retryable
-        except IoTDACredentialsError as exc:
-            if settings.source != "auto":
-                raise
-            reasons.append((source, str(exc).removeprefix(f"{source}: ")))
-    raise _none_found(settings, reasons, retryable)
+    plan = chain(settings, now, environ)
+    reply: Any = None
+    failure: SourceUnavailable | None = None
+    try:
+        while True:
+            step, reply, failure = _advance(plan, reply, failure), None, None
+            try:
+                reply = _read_text(step.path) if isinstance(step, ReadFile) else _http_sync(step)
+            except SourceUnavailable as exc:
+                failure = exc
+    except StopIteration as stop:
+        result: SourcedCredentials = stop.value
+        return result
 
 
 def _new_async_client() -> Any:
@@ -496,7 +509,7 @@ def _new_async_client() -> Any:
     )
 
 
-async def _http_async(client: Any, call: HttpCall, source: str) -> HttpAnswer:
+async def _http_async(client: Any, call: HttpCall) -> HttpAnswer:
     import httpx
 
     try:
@@ -518,49 +531,35 @@ async def _http_async(client: Any, call: HttpCall, source: str) -> HttpAnswer:
         raise _transport_failure(call.url, exc) from None
 
 
-async def _run_async(plan: Fetch, source: str, client: Any) -> SourcedCredentials:
-    reply: Any = None
-    try:
-        while True:
-            step = plan.send(reply)
-            if isinstance(step, ReadFile):
-                reply = await asyncio.to_thread(_read_text, step.path)
-            else:
-                reply = await _http_async(client, step, source)
-    except StopIteration as stop:
-        result: SourcedCredentials = stop.value
-        return result
-
-
 async def afetch(
     settings: CredentialSettings,
     now: dt.datetime,
     environ: Mapping[str, str] | None = None,
 ) -> SourcedCredentials:
     """Like :func:`fetch`, without blocking the event loop (files and TLS set-up in threads)."""
-    environ = os.environ if environ is None else environ
-    reasons: list[tuple[str, str]] = []
-    retryable = False
+    plan = chain(settings, now, environ)
+    reply: Any = None
+    failure: SourceUnavailable | None = None
     client: Any = None
     try:
-        for source in _sources(settings):
+        while True:
+            step, reply, failure = _advance(plan, reply, failure), None, None
             try:
-                plan = _plan(source, settings, environ, now)
-                if source not in ("env", "profile") and client is None:
+                if isinstance(step, ReadFile):
+                    reply = await asyncio.to_thread(_read_text, step.path)
+                    continue
+                if client is None:
                     # Building the client loads CA certificates (blocking): in a worker thread.
                     client = await asyncio.to_thread(_new_async_client)
-                return await _run_async(plan, source, client)
+                reply = await _http_async(client, step)
             except SourceUnavailable as exc:
-                reasons.append((source, str(exc)))
-                retryable = retryable or exc.retryable
-            except IoTDACredentialsError as exc:
-                if settings.source != "auto":
-                    raise
-                reasons.append((source, str(exc).removeprefix(f"{source}: ")))
+                failure = exc
+    except StopIteration as stop:
+        result: SourcedCredentials = stop.value
+        return result
     finally:
         if client is not None:
             await client.aclose()
-    raise _none_found(settings, reasons, retryable)
 
 
 # -- caches -----------------------------------------------------------------------------------
