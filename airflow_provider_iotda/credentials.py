@@ -8,7 +8,8 @@ SDK (``huaweicloudsdkcore``), so a machine set up for the SDK works unchanged.
 Each source is a generator of *steps* (an HTTP call or a file read) that returns the
 credentials.  One driver runs the steps with ``requests`` (sync hook), another with ``httpx``
 and worker threads (async hook, never blocking the event loop): the sources' logic exists
-once.  No HTTP client is imported until a fetch runs.
+once (:func:`chain`; :class:`~airflow_provider_iotda.steps.Steps` runs it).  No HTTP client
+is imported until a fetch runs.
 
 Secrets (SK, security tokens, OIDC id tokens) are never put in a message or a ``repr``; every
 fetched SK and token is registered with Airflow's masker by the caches.
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from airflow_provider_iotda.errors import IoTDACredentialsError
+from airflow_provider_iotda.steps import Steps
 
 _log = logging.getLogger(__name__)
 
@@ -475,30 +477,19 @@ def _http_sync(call: HttpCall) -> HttpAnswer:
         raise _transport_failure(call.url, exc) from None
 
 
-def _advance(plan: Fetch, reply: Any, failure: SourceUnavailable | None) -> Step:
-    """The plan's next step after ``reply`` (or after the step failed with ``failure``)."""
-    return plan.throw(failure) if failure is not None else plan.send(reply)
-
-
 def fetch(
     settings: CredentialSettings,
     now: dt.datetime,
     environ: Mapping[str, str] | None = None,
 ) -> SourcedCredentials:
     """Fetch from the configured source (``auto``: the first of the chain that yields)."""
-    plan = chain(settings, now, environ)
-    reply: Any = None
-    failure: SourceUnavailable | None = None
-    try:
-        while True:
-            step, reply, failure = _advance(plan, reply, failure), None, None
-            try:
-                reply = _read_text(step.path) if isinstance(step, ReadFile) else _http_sync(step)
-            except SourceUnavailable as exc:
-                failure = exc
-    except StopIteration as stop:
-        result: SourcedCredentials = stop.value
-        return result
+    steps = Steps(chain(settings, now, environ))
+    for step in steps:
+        try:
+            steps.reply = _read_text(step.path) if isinstance(step, ReadFile) else _http_sync(step)
+        except SourceUnavailable as exc:
+            steps.failure = exc
+    return steps.result
 
 
 def _new_async_client() -> Any:
@@ -537,29 +528,24 @@ async def afetch(
     environ: Mapping[str, str] | None = None,
 ) -> SourcedCredentials:
     """Like :func:`fetch`, without blocking the event loop (files and TLS set-up in threads)."""
-    plan = chain(settings, now, environ)
-    reply: Any = None
-    failure: SourceUnavailable | None = None
+    steps = Steps(chain(settings, now, environ))
     client: Any = None
     try:
-        while True:
-            step, reply, failure = _advance(plan, reply, failure), None, None
+        for step in steps:
             try:
                 if isinstance(step, ReadFile):
-                    reply = await asyncio.to_thread(_read_text, step.path)
+                    steps.reply = await asyncio.to_thread(_read_text, step.path)
                     continue
                 if client is None:
                     # Building the client loads CA certificates (blocking): in a worker thread.
                     client = await asyncio.to_thread(_new_async_client)
-                reply = await _http_async(client, step)
+                steps.reply = await _http_async(client, step)
             except SourceUnavailable as exc:
-                failure = exc
-    except StopIteration as stop:
-        result: SourcedCredentials = stop.value
-        return result
+                steps.failure = exc
     finally:
         if client is not None:
             await client.aclose()
+    return steps.result
 
 
 # -- caches -----------------------------------------------------------------------------------

@@ -5,13 +5,13 @@ wait and log; everything they decide is here, once.  :func:`conversation` is a g
 steps:
 
 * :data:`SEND`: send the call now (signed afresh) and hand back the
-  :class:`~airflow_provider_iotda.api.Answer`, or the
+  :class:`~airflow_provider_iotda.api.Answer`, or throw in the
   :class:`~airflow_provider_iotda.errors.IoTDAError` that sending raised;
 * :class:`Note`: log this warning (the async driver does it off the event loop);
 * :class:`Wait`: sleep this long before the next attempt;
 
 and it returns the call's parsed result or raises its last error.  :func:`run` and
-:func:`arun` are the two drivers.
+:func:`arun` are the two drivers (:class:`~airflow_provider_iotda.steps.Steps`).
 
 The rules (the retry rule itself is :mod:`~airflow_provider_iotda.retry`'s): an answer is
 read by the call's parser; a 401 whose ``Date`` shows this machine's clock over 5 minutes off
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from airflow_provider_iotda import api, retry, validation
 from airflow_provider_iotda.clock import ClockOffset
 from airflow_provider_iotda.errors import IoTDAAuthError, IoTDAError
+from airflow_provider_iotda.steps import Steps
 
 if TYPE_CHECKING:
     from airflow_provider_iotda.config import IoTDAConnectionConfig
@@ -60,9 +61,9 @@ class Note:
 
 
 Step = Wait | Note | None
-#: What a driver hands back after a step: the answer, the error sending raised, or ``None``.
-Outcome = api.Answer | IoTDAError | None
-Conversation = Generator[Step, Outcome, T]
+#: The steps of a call: a :data:`SEND` step is answered with the
+#: :class:`~airflow_provider_iotda.api.Answer`, or with the error sending raised thrown in.
+Conversation = Generator[Step, Any, T]
 
 
 class _Notes:
@@ -75,24 +76,16 @@ class _Notes:
         self.notes.append(Note(str(message), args))
 
 
-def _answer(outcome: Outcome) -> api.Answer:
-    if isinstance(outcome, IoTDAError):
-        raise outcome
-    if outcome is None:  # pragma: no cover - a driver bug
-        raise AssertionError("the driver answered a SEND step with nothing")
-    return outcome
-
-
 def _attempt(call: api.Call[T], clock: ClockOffset, conn_id: str) -> Conversation[T]:
     """One attempt: send and parse; after a 401 that corrects the clock, sign and send again."""
     try:
-        return call.parse(_answer((yield SEND)))
+        return call.parse((yield SEND))
     except IoTDAAuthError as exc:
         notes = _Notes()
         if not clock.learn(exc, notes, conn_id):
             raise
     yield from notes.notes
-    return call.parse(_answer((yield SEND)))
+    return call.parse((yield SEND))
 
 
 def conversation(
@@ -113,49 +106,39 @@ def conversation(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def run(steps: Conversation[T], send: Callable[[], api.Answer], log: retry.Logger) -> T:
-    """Drive ``steps`` synchronously: ``send()``, ``log.warning``, sleep."""
-    outcome: Outcome = None
-    while True:
-        try:
-            step = steps.send(outcome)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        outcome = None
+def run(conversation: Conversation[T], send: Callable[[], api.Answer], log: retry.Logger) -> T:
+    """Drive ``conversation`` synchronously: ``send()``, ``log.warning``, sleep."""
+    steps = Steps(conversation)
+    for step in steps:
         if isinstance(step, Note):
             log.warning(step.message, *step.args)
         elif isinstance(step, Wait):
             retry.wait(step.seconds)
         else:
             try:
-                outcome = send()
+                steps.reply = send()
             except IoTDAError as exc:
-                outcome = exc
+                steps.failure = exc
+    return steps.result
 
 
 async def arun(
-    steps: Conversation[T], send: Callable[[], Awaitable[api.Answer]], log: retry.Logger
+    conversation: Conversation[T], send: Callable[[], Awaitable[api.Answer]], log: retry.Logger
 ) -> T:
-    """Drive ``steps`` in an event loop: ``await send()``; warnings are written in a worker
-    thread (a log handler may block: never on the loop); ``asyncio.sleep``."""
-    outcome: Outcome = None
-    while True:
-        try:
-            step = steps.send(outcome)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        outcome = None
+    """Drive ``conversation`` in an event loop: ``await send()``; warnings are written in a
+    worker thread (a log handler may block: never on the loop); ``asyncio.sleep``."""
+    steps = Steps(conversation)
+    for step in steps:
         if isinstance(step, Note):
             await asyncio.to_thread(log.warning, step.message, *step.args)
         elif isinstance(step, Wait):
             await retry.async_wait(step.seconds)
         else:
             try:
-                outcome = await send()
+                steps.reply = await send()
             except IoTDAError as exc:
-                outcome = exc
+                steps.failure = exc
+    return steps.result
 
 
 class InstanceApi:
