@@ -247,7 +247,8 @@ def _cause_of(error: BaseException, host: str) -> tuple[str | None, bool]:
             return f"{host} refused the connection", True
         if isinstance(cause, ConnectionResetError):
             return "the connection was reset", False
-    return None, False
+    system = next((c for c in _causes(error) if isinstance(c, OSError) and c.strerror), None)
+    return (system.strerror if system is not None else None), False
 
 
 def error_from_transport(
