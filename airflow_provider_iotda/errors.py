@@ -238,11 +238,13 @@ def _cause_of(error: BaseException, host: str) -> tuple[str | None, bool]:
                 "of the connection",
                 True,
             )
+        # ssl fills reason and verify_message; an SSLError made by hand has neither.
+        reason = getattr(cause, "reason", None) or type(cause).__name__
         if isinstance(cause, ssl.SSLCertVerificationError):
-            detail = cause.verify_message or cause.reason or "rejected"
+            detail = getattr(cause, "verify_message", None) or reason
             return f"the TLS certificate of {host} was not accepted ({detail})", True
         if isinstance(cause, ssl.SSLError):
-            return f"TLS failed ({cause.reason or type(cause).__name__})", False
+            return f"TLS failed ({reason})", False
         if isinstance(cause, ConnectionRefusedError):
             return f"{host} refused the connection", True
         if isinstance(cause, ConnectionResetError):
