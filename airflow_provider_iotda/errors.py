@@ -238,17 +238,16 @@ def _cause_of(error: BaseException, host: str) -> tuple[str | None, bool]:
                 "of the connection",
                 True,
             )
-        # ssl fills reason and verify_message; an SSLError made by hand has neither.
-        reason = getattr(cause, "reason", None) or type(cause).__name__
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            detail = getattr(cause, "verify_message", None) or reason
-            return f"the TLS certificate of {host} was not accepted ({detail})", True
         if isinstance(cause, ssl.SSLError):
+            # ssl fills reason and verify_message; an SSLError made by hand has neither.
+            reason = getattr(cause, "reason", None) or type(cause).__name__
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                detail = getattr(cause, "verify_message", None) or reason
+                return f"the TLS certificate of {host} was not accepted ({detail})", True
             return f"TLS failed ({reason})", False
         if isinstance(cause, ConnectionRefusedError):
             return f"{host} refused the connection", True
-        if isinstance(cause, ConnectionResetError):
-            return "the connection was reset", False
+    # Otherwise the operating system's own words ("Network is unreachable"), if any.
     system = next((c for c in _causes(error) if isinstance(c, OSError) and c.strerror), None)
     return (system.strerror if system is not None else None), False
 
@@ -259,26 +258,30 @@ def error_from_transport(
     """The error for a request that got no (whole) answer, whatever the HTTP library.
 
     ``stage`` is the library's own account (see :data:`TransportStage`); the cause (a name
-    that does not resolve, a TLS failure, a refused connection) is read from the exceptions
-    it wraps.  The messages name the endpoint and the host, never headers or credentials.
+    that does not resolve, a TLS failure, a refused connection, the system's words) is read
+    from the exceptions it wraps.  The library's own text never reaches the message (it may
+    hold anything); the exception is chained for the traceback.  The messages name the
+    endpoint and the host, never headers or credentials, and are the same for both hooks.
     """
     endpoint = limits.endpoint
     host = urlsplit(endpoint).hostname or endpoint
     cause, proves_unsent = _cause_of(error, host)
+    if stage == "timeout" and not proves_unsent:
+        return IoTDATransportError(f"IoTDA did not answer within {limits.timeout:g} s ({endpoint})")
+    if stage == "body" and not proves_unsent:
+        return IoTDATransportError(
+            f"IoTDA did not send its whole answer within {limits.body_timeout:g} s ({endpoint})"
+        )
     if stage == "connect_timeout":
         cause = cause or f"no connection within {limits.connect_timeout:g} s"
     if stage in ("connect", "connect_timeout") or proves_unsent:
         return IoTDATransportError(
-            f"Could not talk to IoTDA at {endpoint}: {cause or type(error).__name__} "
+            f"Could not talk to IoTDA at {endpoint}: "
+            f"{cause or 'the connection could not be opened'} "
             "(no connection: the request was not sent)",
             request_sent=False,
         )
-    if stage == "timeout":
-        return IoTDATransportError(f"IoTDA did not answer within {limits.timeout:g} s ({endpoint})")
-    if stage == "body":
-        return IoTDATransportError(
-            f"IoTDA did not send its whole answer within {limits.body_timeout:g} s ({endpoint})"
-        )
     return IoTDATransportError(
-        f"Could not talk to IoTDA at {endpoint}: {cause or type(error).__name__}"
+        f"Could not talk to IoTDA at {endpoint}: "
+        f"{cause or 'the connection broke before the whole answer arrived'}"
     )

@@ -254,7 +254,7 @@ FAULT_MESSAGES = {
         f"Could not talk to IoTDA at {TEST_ENDPOINT}: no connection within 10 s {NOT_SENT}"
     ),
     "read_timeout": f"IoTDA did not answer within 30 s ({TEST_ENDPOINT})",
-    "dropped": f"Could not talk to IoTDA at {TEST_ENDPOINT}: the connection was reset",
+    "dropped": f"Could not talk to IoTDA at {TEST_ENDPOINT}: Connection reset by peer",
 }
 
 
