@@ -172,3 +172,22 @@ def test_a_connection_closed_without_an_answer(
         "arrived"
     )
     assert error.request_sent is True  # IoTDA may have acted on it: a POST is not repeated
+
+
+def test_the_sensor_log_names_the_host_that_does_not_resolve(
+    monkeypatch: pytest.MonkeyPatch, no_such_host: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 21 item 6: a misspelt endpoint or region is visible in every poke's warning."""
+    import structlog.testing
+
+    from airflow_provider_iotda.sensors.iotda import IoTDAInstanceTaskSensor
+
+    _connect(monkeypatch, f"https://{UNRESOLVED_HOST}")
+    sensor = IoTDAInstanceTaskSensor(task_id="wait", instance_task_type="MODIFY")
+    with structlog.testing.capture_logs() as events:
+        assert sensor.poke({}) is False  # a poke that got no answer waits for the next one
+    logged = [str(e["event"]) % tuple(e.get("positional_args", ())) for e in events]
+    logged += [record.getMessage() for record in caplog.records]
+    warnings = [line for line in logged if "did not answer this poke" in line]
+    assert len(warnings) == 1
+    assert f"the host name {UNRESOLVED_HOST} does not resolve (DNS)" in warnings[0]
