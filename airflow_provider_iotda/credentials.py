@@ -28,8 +28,9 @@ import weakref
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
-from airflow_provider_iotda.errors import IoTDACredentialsError
+from airflow_provider_iotda.errors import IoTDACredentialsError, transport_cause
 from airflow_provider_iotda.steps import Steps
 
 _log = logging.getLogger(__name__)
@@ -455,7 +456,9 @@ def _read_text(path: str) -> str | None:
 
 
 def _transport_failure(url: str, exc: Exception) -> SourceUnavailable:
-    return SourceUnavailable(f"could not reach {url}: {type(exc).__name__}", retryable=True)
+    """The same words for both drivers (never the library's own text)."""
+    cause, _ = transport_cause(exc, urlsplit(url).hostname or url)
+    return SourceUnavailable(f"could not reach {url}: {cause or 'no answer'}", retryable=True)
 
 
 def _http_sync(call: HttpCall) -> HttpAnswer:

@@ -229,8 +229,9 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
         pending += [e for e in linked if isinstance(e, BaseException)]
 
 
-def _cause_of(error: BaseException, host: str) -> tuple[str | None, bool]:
-    """What the system said, in words, and whether it proves the request was not sent."""
+def transport_cause(error: BaseException, host: str) -> tuple[str | None, bool]:
+    """What the system said about a failure without an answer, in words (``None`` when it
+    said nothing usable), and whether that proves the request was not sent."""
     for cause in _causes(error):
         if isinstance(cause, socket.gaierror):
             return (
@@ -265,7 +266,7 @@ def error_from_transport(
     """
     endpoint = limits.endpoint
     host = urlsplit(endpoint).hostname or endpoint
-    cause, proves_unsent = _cause_of(error, host)
+    cause, proves_unsent = transport_cause(error, host)
     if stage == "timeout" and not proves_unsent:
         return IoTDATransportError(f"IoTDA did not answer within {limits.timeout:g} s ({endpoint})")
     if stage == "body" and not proves_unsent:
