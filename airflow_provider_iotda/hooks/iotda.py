@@ -1,4 +1,9 @@
-"""``IoTDAHook``: signed, retried calls to the IoTDA instance API over ``requests``."""
+"""``IoTDAHook``: signed, retried calls to the IoTDA instance API over ``requests``.
+
+Only the sending is here (a ``requests.Session``, a body deadline, how far a failed request
+got); what to send, retry and say is :mod:`~airflow_provider_iotda.transport`'s, shared with
+:class:`~airflow_provider_iotda.hooks.iotda_async.IoTDAAsyncHook`.
+"""
 
 from __future__ import annotations
 

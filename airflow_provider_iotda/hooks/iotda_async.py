@@ -1,8 +1,11 @@
 """``IoTDAAsyncHook``: the instance API over httpx's async client, for triggers.
 
-Signing (:func:`~airflow_provider_iotda.auth.sign_request`), URLs and parsing
-(:mod:`~airflow_provider_iotda.api`) and the retry rule (:mod:`~airflow_provider_iotda.retry`)
-are the ones the sync :class:`~airflow_provider_iotda.hooks.iotda.IoTDAHook` uses.
+Only the sending differs from the sync :class:`~airflow_provider_iotda.hooks.iotda.IoTDAHook`:
+the calls (:class:`~airflow_provider_iotda.transport.InstanceApi`), the conversation of each
+call (retries, clock correction: :func:`~airflow_provider_iotda.transport.conversation`), the
+signing (:func:`~airflow_provider_iotda.auth.sign_request`), the parsing
+(:mod:`~airflow_provider_iotda.api`) and the words of a failure without an answer
+(:func:`~airflow_provider_iotda.errors.error_from_transport`) are the same objects.
 
 Sharing in one event loop.  Airflow's triggerer runs up to 1,000 triggers in one loop, so all
 hooks in a loop share:
