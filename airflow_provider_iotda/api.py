@@ -72,9 +72,8 @@ def _project_url(endpoint: str, project_id: str) -> str:
     return f"{endpoint.rstrip('/')}/v5/iot/{validation.project_id(project_id)}"
 
 
-def _paging_query(
-    offset: int | None, limit: int | None, marker: str | int | None
-) -> list[tuple[str, str]]:
+def _paged(url: str, offset: int | None, limit: int | None, marker: str | int | None) -> str:
+    """``url`` with the paging query (each value validated) when there is one."""
     query: list[tuple[str, str]] = []
     if offset is not None:
         query.append(("offset", str(validation.offset(offset))))
@@ -82,7 +81,7 @@ def _paging_query(
         query.append(("limit", str(validation.limit(limit))))
     if marker is not None:
         query.append(("marker", validation.marker(marker)))
-    return query
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 def instance_url(endpoint: str, project_id: str, instance_id: str) -> str:
@@ -100,9 +99,7 @@ def instances_url(
     marker: str | int | None = None,
 ) -> str:
     """Full URL of ``ListInstances``; every part is validated first (``ValueError``)."""
-    query = _paging_query(offset, limit, marker)
-    url = f"{_project_url(endpoint, project_id)}/iotda-instances"
-    return f"{url}?{urlencode(query)}" if query else url
+    return _paged(f"{_project_url(endpoint, project_id)}/iotda-instances", offset, limit, marker)
 
 
 def task_url(endpoint: str, project_id: str, instance_id: str, instance_task_id: str) -> str:
@@ -145,9 +142,7 @@ def tasks_url(
     marker: str | int | None = None,
 ) -> str:
     """Full URL of ``ListInstanceTasks``; every part is validated first (``ValueError``)."""
-    query = _paging_query(offset, limit, marker)
-    url = f"{instance_url(endpoint, project_id, instance_id)}/tasks"
-    return f"{url}?{urlencode(query)}" if query else url
+    return _paged(f"{instance_url(endpoint, project_id, instance_id)}/tasks", offset, limit, marker)
 
 
 def base_headers(project_id: str) -> dict[str, str]:

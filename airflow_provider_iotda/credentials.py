@@ -8,7 +8,8 @@ SDK (``huaweicloudsdkcore``), so a machine set up for the SDK works unchanged.
 Each source is a generator of *steps* (an HTTP call or a file read) that returns the
 credentials.  One driver runs the steps with ``requests`` (sync hook), another with ``httpx``
 and worker threads (async hook, never blocking the event loop): the sources' logic exists
-once.  No HTTP client is imported until a fetch runs.
+once (:func:`chain`; :class:`~airflow_provider_iotda.steps.Steps` runs it).  No HTTP client
+is imported until a fetch runs.
 
 Secrets (SK, security tokens, OIDC id tokens) are never put in a message or a ``repr``; every
 fetched SK and token is registered with Airflow's masker by the caches.
@@ -27,8 +28,10 @@ import weakref
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
-from airflow_provider_iotda.errors import IoTDACredentialsError
+from airflow_provider_iotda.errors import IoTDACredentialsError, transport_cause
+from airflow_provider_iotda.steps import Steps
 
 _log = logging.getLogger(__name__)
 
@@ -416,7 +419,29 @@ def _none_found(
     return IoTDACredentialsError(f"credentials=auto found no credentials ({listed})")
 
 
-# -- drivers ----------------------------------------------------------------------------------
+def chain(
+    settings: CredentialSettings, now: dt.datetime, environ: Mapping[str, str] | None = None
+) -> Fetch:
+    """The steps of a fetch from the configured source (``auto``: the first of the chain that
+    yields); both drivers run it.  A driver whose step failed throws the
+    :class:`SourceUnavailable` into it, so that ``auto`` goes on with the next source."""
+    environ = os.environ if environ is None else environ
+    reasons: list[tuple[str, str]] = []
+    retryable = False
+    for source in _sources(settings):
+        try:
+            return (yield from _plan(source, settings, environ, now))
+        except SourceUnavailable as exc:
+            reasons.append((source, str(exc)))
+            retryable = retryable or exc.retryable
+        except IoTDACredentialsError as exc:
+            if settings.source != "auto":
+                raise
+            reasons.append((source, str(exc).removeprefix(f"{source}: ")))
+    raise _none_found(settings, reasons, retryable)
+
+
+# -- drivers: only the sending differs ----------------------------------------------------------
 
 
 def _read_text(path: str) -> str | None:
@@ -431,10 +456,12 @@ def _read_text(path: str) -> str | None:
 
 
 def _transport_failure(url: str, exc: Exception) -> SourceUnavailable:
-    return SourceUnavailable(f"could not reach {url}: {type(exc).__name__}", retryable=True)
+    """The same words for both drivers (never the library's own text)."""
+    cause, _ = transport_cause(exc, urlsplit(url).hostname or url)
+    return SourceUnavailable(f"could not reach {url}: {cause or 'no answer'}", retryable=True)
 
 
-def _http_sync(call: HttpCall, source: str) -> HttpAnswer:
+def _http_sync(call: HttpCall) -> HttpAnswer:
     import requests
 
     try:
@@ -453,39 +480,19 @@ def _http_sync(call: HttpCall, source: str) -> HttpAnswer:
         raise _transport_failure(call.url, exc) from None
 
 
-def _run_sync(plan: Fetch, source: str) -> SourcedCredentials:
-    reply: Any = None
-    try:
-        while True:
-            step = plan.send(reply)
-            reply = (
-                _read_text(step.path) if isinstance(step, ReadFile) else _http_sync(step, source)
-            )
-    except StopIteration as stop:
-        result: SourcedCredentials = stop.value
-        return result
-
-
 def fetch(
     settings: CredentialSettings,
     now: dt.datetime,
     environ: Mapping[str, str] | None = None,
 ) -> SourcedCredentials:
     """Fetch from the configured source (``auto``: the first of the chain that yields)."""
-    environ = os.environ if environ is None else environ
-    reasons: list[tuple[str, str]] = []
-    retryable = False
-    for source in _sources(settings):
+    steps = Steps(chain(settings, now, environ))
+    for step in steps:
         try:
-            return _run_sync(_plan(source, settings, environ, now), source)
+            steps.reply = _read_text(step.path) if isinstance(step, ReadFile) else _http_sync(step)
         except SourceUnavailable as exc:
-            reasons.append((source, str(exc)))
-            retryable = retryable or exc.retryable
-        except IoTDACredentialsError as exc:
-            if settings.source != "auto":
-                raise
-            reasons.append((source, str(exc).removeprefix(f"{source}: ")))
-    raise _none_found(settings, reasons, retryable)
+            steps.failure = exc
+    return steps.result
 
 
 def _new_async_client() -> Any:
@@ -496,7 +503,7 @@ def _new_async_client() -> Any:
     )
 
 
-async def _http_async(client: Any, call: HttpCall, source: str) -> HttpAnswer:
+async def _http_async(client: Any, call: HttpCall) -> HttpAnswer:
     import httpx
 
     try:
@@ -518,49 +525,30 @@ async def _http_async(client: Any, call: HttpCall, source: str) -> HttpAnswer:
         raise _transport_failure(call.url, exc) from None
 
 
-async def _run_async(plan: Fetch, source: str, client: Any) -> SourcedCredentials:
-    reply: Any = None
-    try:
-        while True:
-            step = plan.send(reply)
-            if isinstance(step, ReadFile):
-                reply = await asyncio.to_thread(_read_text, step.path)
-            else:
-                reply = await _http_async(client, step, source)
-    except StopIteration as stop:
-        result: SourcedCredentials = stop.value
-        return result
-
-
 async def afetch(
     settings: CredentialSettings,
     now: dt.datetime,
     environ: Mapping[str, str] | None = None,
 ) -> SourcedCredentials:
     """Like :func:`fetch`, without blocking the event loop (files and TLS set-up in threads)."""
-    environ = os.environ if environ is None else environ
-    reasons: list[tuple[str, str]] = []
-    retryable = False
+    steps = Steps(chain(settings, now, environ))
     client: Any = None
     try:
-        for source in _sources(settings):
+        for step in steps:
             try:
-                plan = _plan(source, settings, environ, now)
-                if source not in ("env", "profile") and client is None:
+                if isinstance(step, ReadFile):
+                    steps.reply = await asyncio.to_thread(_read_text, step.path)
+                    continue
+                if client is None:
                     # Building the client loads CA certificates (blocking): in a worker thread.
                     client = await asyncio.to_thread(_new_async_client)
-                return await _run_async(plan, source, client)
+                steps.reply = await _http_async(client, step)
             except SourceUnavailable as exc:
-                reasons.append((source, str(exc)))
-                retryable = retryable or exc.retryable
-            except IoTDACredentialsError as exc:
-                if settings.source != "auto":
-                    raise
-                reasons.append((source, str(exc).removeprefix(f"{source}: ")))
+                steps.failure = exc
     finally:
         if client is not None:
             await client.aclose()
-    raise _none_found(settings, reasons, retryable)
+    return steps.result
 
 
 # -- caches -----------------------------------------------------------------------------------

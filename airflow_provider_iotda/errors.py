@@ -8,7 +8,11 @@ Messages never contain request headers or credentials.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -182,3 +186,103 @@ _CLIENT_ERRORS: dict[int, type[IoTDAError]] = {
     403: IoTDAForbiddenError,
     404: IoTDANotFoundError,
 }
+
+
+# -- no answer: one message set for the sync (requests) and async (httpx) hooks --------------
+
+#: Where a request without an answer failed, as the hook's HTTP library tells it:
+#: ``connect`` / ``connect_timeout`` the connection could not be opened (nothing was sent),
+#: ``timeout`` no answer within the read timeout, ``body`` the answer did not arrive whole
+#: within ``body_timeout``, ``dropped`` anything else (the request may have arrived).
+TransportStage = Literal["connect", "connect_timeout", "timeout", "body", "dropped"]
+
+
+class TransportLimits(Protocol):
+    """What the messages name: the endpoint and its timeouts (an ``IoTDAConnectionConfig``)."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def connect_timeout(self) -> float: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def body_timeout(self) -> float: ...
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and everything it wraps (``__cause__``, ``__context__``, urllib3's ``reason``
+    and exception arguments), each once."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen or len(seen) > 32:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked += list(current.args)
+        pending += [e for e in linked if isinstance(e, BaseException)]
+
+
+def transport_cause(error: BaseException, host: str) -> tuple[str | None, bool]:
+    """What the system said about a failure without an answer, in words (``None`` when it
+    said nothing usable), and whether that proves the request was not sent."""
+    for cause in _causes(error):
+        if isinstance(cause, socket.gaierror):
+            return (
+                f"the host name {host} does not resolve (DNS); check the region or endpoint "
+                "of the connection",
+                True,
+            )
+        if isinstance(cause, ssl.SSLError):
+            # ssl fills reason and verify_message; an SSLError made by hand has neither.
+            reason = getattr(cause, "reason", None) or type(cause).__name__
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                detail = getattr(cause, "verify_message", None) or reason
+                return f"the TLS certificate of {host} was not accepted ({detail})", True
+            return f"TLS failed ({reason})", False
+        if isinstance(cause, ConnectionRefusedError):
+            return f"{host} refused the connection", True
+    # Otherwise the operating system's own words ("Network is unreachable"), if any.
+    system = next((c for c in _causes(error) if isinstance(c, OSError) and c.strerror), None)
+    return (system.strerror if system is not None else None), False
+
+
+def error_from_transport(
+    error: BaseException, stage: TransportStage, limits: TransportLimits
+) -> IoTDATransportError:
+    """The error for a request that got no (whole) answer, whatever the HTTP library.
+
+    ``stage`` is the library's own account (see :data:`TransportStage`); the cause (a name
+    that does not resolve, a TLS failure, a refused connection, the system's words) is read
+    from the exceptions it wraps.  The library's own text never reaches the message (it may
+    hold anything); the exception is chained for the traceback.  The messages name the
+    endpoint and the host, never headers or credentials, and are the same for both hooks.
+    """
+    endpoint = limits.endpoint
+    host = urlsplit(endpoint).hostname or endpoint
+    cause, proves_unsent = transport_cause(error, host)
+    if stage == "timeout" and not proves_unsent:
+        return IoTDATransportError(f"IoTDA did not answer within {limits.timeout:g} s ({endpoint})")
+    if stage == "body" and not proves_unsent:
+        return IoTDATransportError(
+            f"IoTDA did not send its whole answer within {limits.body_timeout:g} s ({endpoint})"
+        )
+    if stage == "connect_timeout":
+        cause = cause or f"no connection within {limits.connect_timeout:g} s"
+    if stage in ("connect", "connect_timeout") or proves_unsent:
+        return IoTDATransportError(
+            f"Could not talk to IoTDA at {endpoint}: "
+            f"{cause or 'the connection could not be opened'} "
+            "(no connection: the request was not sent)",
+            request_sent=False,
+        )
+    return IoTDATransportError(
+        f"Could not talk to IoTDA at {endpoint}: "
+        f"{cause or 'the connection broke before the whole answer arrived'}"
+    )

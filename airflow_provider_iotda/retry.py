@@ -38,6 +38,16 @@ async def _async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def wait(seconds: float) -> None:
+    """Sleep between attempts (tests replace ``_sleep`` to record the waits instead)."""
+    _sleep(seconds)
+
+
+async def async_wait(seconds: float) -> None:
+    """:func:`wait` for the event loop."""
+    await _async_sleep(seconds)
+
+
 #: Methods that may be repeated whatever happened to an earlier attempt.
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -71,7 +81,9 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return (rng or random).uniform(0, ceiling)
 
-    def _tenacity_kwargs(self, method: str) -> dict[str, Any]:
+    def _tenacity_kwargs(
+        self, method: str, log: Logger | None, extra: dict[str, Any]
+    ) -> dict[str, Any]:
         import tenacity
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -79,50 +91,49 @@ class RetryPolicy:
             error = outcome.exception() if outcome is not None else None
             return self.delay(state.attempt_number, error)
 
+        if log is not None:
+            extra.setdefault("before_sleep", _log_retry(log))
         return {
             "stop": tenacity.stop_after_attempt(self.max_retries + 1),
             "retry": tenacity.retry_if_exception(lambda error: is_retryable(error, method)),
             "wait": wait,
             "reraise": True,
+            **extra,
         }
 
     def retrying(
         self, log: Logger | None = None, *, method: str = "GET", **extra: Any
     ) -> tenacity.Retrying:
-        """A ``tenacity.Retrying`` for synchronous calls of ``method``; each retry is logged."""
+        """A ``tenacity.Retrying`` for synchronous calls of ``method``; each retry is logged.
+
+        The hooks themselves run :func:`airflow_provider_iotda.transport.conversation`, which
+        applies the same rule; this is for calls of your own.
+        """
         import tenacity
 
-        if log is not None:
-            extra.setdefault("before_sleep", _log_retry(log))
-        return tenacity.Retrying(
-            sleep=lambda seconds: _sleep(seconds), **self._tenacity_kwargs(method), **extra
-        )
+        return tenacity.Retrying(sleep=wait, **self._tenacity_kwargs(method, log, extra))
 
     def async_retrying(
         self, log: Logger | None = None, *, method: str = "GET", **extra: Any
     ) -> tenacity.AsyncRetrying:
-        """A ``tenacity.AsyncRetrying`` (waits with ``asyncio.sleep``) for the async hook."""
+        """A ``tenacity.AsyncRetrying`` (waits with ``asyncio.sleep``), as :meth:`retrying`."""
         import tenacity
 
-        if log is not None:
-            extra.setdefault("before_sleep", _log_retry(log))
-        return tenacity.AsyncRetrying(
-            sleep=lambda seconds: _async_sleep(seconds), **self._tenacity_kwargs(method), **extra
-        )
+        return tenacity.AsyncRetrying(sleep=async_wait, **self._tenacity_kwargs(method, log, extra))
+
+
+def log_retry(log: Logger, attempt: int, error: BaseException | None, delay: float) -> None:
+    """The one warning per retry: the attempt, the error (never headers) and the wait."""
+    log.warning("IoTDA call failed (attempt %d): %s; retrying in %.1f s", attempt, error, delay)
 
 
 def _log_retry(log: Logger) -> Callable[[tenacity.RetryCallState], None]:
-    """One warning per retry: the attempt, the error (never headers) and the wait."""
+    """:func:`log_retry` as tenacity's ``before_sleep``."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         sleep = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "IoTDA call failed (attempt %d): %s; retrying in %.1f s",
-            state.attempt_number,
-            error,
-            sleep,
-        )
+        log_retry(log, state.attempt_number, error, sleep)
 
     return before_sleep

@@ -1,8 +1,14 @@
-"""``IoTDAHook``: signed, retried calls to the IoTDA instance API over ``requests``."""
+"""``IoTDAHook``: signed, retried calls to the IoTDA instance API over ``requests``.
+
+Only the sending is here (a ``requests.Session``, a body deadline, how far a failed request
+got); what to send, retry and say is :mod:`~airflow_provider_iotda.transport`'s, shared with
+:class:`~airflow_provider_iotda.hooks.iotda_async.IoTDAAsyncHook`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -12,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 import requests.auth
 
-from airflow_provider_iotda import api, compat, validation
+from airflow_provider_iotda import api, compat, transport
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
     SECURITY_TOKEN_HEADER,
@@ -27,6 +33,8 @@ from airflow_provider_iotda.errors import (
     IoTDAError,
     IoTDAForbiddenError,
     IoTDATransportError,
+    TransportStage,
+    error_from_transport,
 )
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
 from airflow_provider_iotda.models import (
@@ -170,6 +178,10 @@ class IoTDAHook(IoTDABaseHook):
         """``instance_id`` validated, or the connection's default instance."""
         return self.config.resolve_instance_id(instance_id)
 
+    @property
+    def _api(self) -> transport.InstanceApi:
+        return transport.InstanceApi(self.config)
+
     # -- requests --------------------------------------------------------------------------
 
     def _send_once(self, call: api.Call[Any]) -> api.Answer:
@@ -192,25 +204,15 @@ class IoTDAHook(IoTDABaseHook):
                     body = _read_limited(response, api.MAX_BODY_BYTES)
                 return api.Answer(response.status_code, response.headers, body)
         except requests.RequestException as exc:
-            if deadline is not None and deadline.expired:
-                raise IoTDATransportError(
-                    f"IoTDA did not send its whole answer within {config.body_timeout:g} s "
-                    f"({config.endpoint})"
-                ) from exc
-            raise _transport_error(exc, config) from exc
+            stage = "body" if deadline is not None and deadline.expired else _stage(exc)
+            raise error_from_transport(exc, stage, config) from exc
 
     def _call(self, call: api.Call[T], policy: RetryPolicy | None = None) -> T:
-        """Send ``call`` and parse its answer, retrying as the one retry rule allows."""
-        for attempt in (policy or self.retry_policy).retrying(self.log, method=call.method):
-            with attempt:
-                try:
-                    return call.parse(self._send_once(call))
-                except IoTDAAuthError as exc:
-                    # A clock over 5 min off: sign once more with the service's time.
-                    if not self.clock.learn(exc, self.log, self.iotda_conn_id):
-                        raise
-                return call.parse(self._send_once(call))
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+        """Send ``call`` and parse its answer, as :func:`transport.conversation` decides."""
+        steps = transport.conversation(
+            call, policy or self.retry_policy, self.clock, self.iotda_conn_id
+        )
+        return transport.run(steps, functools.partial(self._send_once, call), self.log)
 
     # -- API ---------------------------------------------------------------------------------
 
@@ -223,17 +225,8 @@ class IoTDAHook(IoTDABaseHook):
         marker: str | int | None = None,
     ) -> InstanceTaskPage:
         """One page of the instance's tasks, newest first (``.tasks``, ``.count``, ``.marker``)."""
-        instance = self.resolve_instance_id(instance_id)
-        config = self.config
         return self._call(
-            api.list_tasks_call(
-                config.endpoint,
-                config.project_id,
-                instance,
-                offset=offset,
-                limit=limit,
-                marker=marker,
-            )
+            self._api.list_tasks(instance_id, offset=offset, limit=limit, marker=marker)
         )
 
     def iter_instance_tasks(
@@ -289,10 +282,7 @@ class IoTDAHook(IoTDABaseHook):
         self, instance_task_id: str, instance_id: str | None = None
     ) -> InstanceTask:
         """One task by ID, with ``progress`` (``IoTDANotFoundError`` when there is none)."""
-        task_id = validation.instance_task_id(instance_task_id)
-        instance = self.resolve_instance_id(instance_id)
-        config = self.config
-        return self._call(api.show_task_call(config.endpoint, config.project_id, instance, task_id))
+        return self._call(self._api.show_task(instance_task_id, instance_id))
 
     def retry_instance_task(
         self, instance_task_id: str, instance_id: str | None = None
@@ -302,12 +292,7 @@ class IoTDAHook(IoTDABaseHook):
         Sent once: only a 429 or a connection that could not be opened is retried, never a
         timeout, a dropped connection or a 5xx (IoTDA may have acted on it).
         """
-        task_id = validation.instance_task_id(instance_task_id)
-        instance = self.resolve_instance_id(instance_id)
-        config = self.config
-        return self._call(
-            api.retry_task_call(config.endpoint, config.project_id, instance, task_id)
-        )
+        return self._call(self._api.retry_task(instance_task_id, instance_id))
 
     def resize_instance(
         self,
@@ -327,24 +312,19 @@ class IoTDAHook(IoTDABaseHook):
         wrong: ``flavor_type`` of ``[A-Za-z0-9._-]``, ``flavor_size`` an int >= 1, the flags
         real booleans.
         """
-        instance = self.resolve_instance_id(instance_id)
-        config = self.config
-        call = api.resize_call(
-            config.endpoint,
-            config.project_id,
-            instance,
-            flavor_type=flavor_type,
-            flavor_size=flavor_size,
-            delay=delay,
-            is_auto_pay=is_auto_pay,
+        return self._call(
+            self._api.resize(
+                instance_id,
+                flavor_type=flavor_type,
+                flavor_size=flavor_size,
+                delay=delay,
+                is_auto_pay=is_auto_pay,
+            )
         )
-        return self._call(call)
 
     def show_instance(self, instance_id: str | None = None) -> Instance:
         """The instance: status, flavor, operate window, charge mode, times."""
-        instance = self.resolve_instance_id(instance_id)
-        config = self.config
-        return self._call(api.show_instance_call(config.endpoint, config.project_id, instance))
+        return self._call(self._api.show_instance(instance_id))
 
     def list_instances(
         self,
@@ -355,12 +335,7 @@ class IoTDAHook(IoTDABaseHook):
     ) -> InstancePage:
         """One page of the project's instances, newest first (``.instances``, ``.count``,
         ``.marker``)."""
-        config = self.config
-        return self._call(
-            api.list_instances_call(
-                config.endpoint, config.project_id, offset=offset, limit=limit, marker=marker
-            )
-        )
+        return self._call(self._api.list_instances(offset=offset, limit=limit, marker=marker))
 
     def iter_instances(self, *, page_size: int | None = None) -> Iterator[Instance]:
         """Every instance of the project, following ``marker`` page after page.
@@ -381,7 +356,7 @@ class IoTDAHook(IoTDABaseHook):
         try:
             config = self.config
             instance = config.instance_id or _PROBE_INSTANCE_ID
-            call = api.list_tasks_call(config.endpoint, config.project_id, instance, limit=1)
+            call = self._api.list_tasks(instance, limit=1)
             # One attempt: a connection test should answer fast.
             result = self._call(call, RetryPolicy(max_retries=0))
         except IoTDAAuthError as exc:
@@ -410,46 +385,22 @@ class IoTDAHook(IoTDABaseHook):
         return self._source_note(self.credential_cache.current)
 
 
-def _is_read_timeout(error: requests.RequestException) -> bool:
-    from urllib3.exceptions import ReadTimeoutError
+def _stage(error: requests.RequestException) -> TransportStage:
+    """How far a request that raised ``error`` got (requests wraps urllib3's account)."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
-    return bool(error.args) and isinstance(error.args[0], ReadTimeoutError)
-
-
-def _never_sent(error: requests.RequestException) -> bool:
-    """Whether the connection could not even be opened (so the request never left)."""
-    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
-
-    if isinstance(error, requests.ConnectTimeout):
-        return True
     reason = error.args[0] if error.args else None
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
-    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
-
-
-def _transport_error(
-    exc: requests.RequestException, config: IoTDAConnectionConfig
-) -> IoTDATransportError:
-    """The error for a request that got no (complete) answer."""
-    if _never_sent(exc):
-        return IoTDATransportError(
-            f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__} "
-            "(no connection: the request was not sent)",
-            request_sent=False,
-        )
+    # NewConnectionError subclasses ConnectTimeoutError: test it first.
+    if isinstance(reason, NewConnectionError):
+        return "connect"
+    if isinstance(error, requests.ConnectTimeout):
+        return "connect_timeout"
     # requests reports a read timeout while streaming the body as a ConnectionError.
-    if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
-        return IoTDATransportError(
-            f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint})"
-        )
-    if isinstance(exc, requests.ConnectionError):
-        return IoTDATransportError(
-            f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
-        )
-    return IoTDATransportError(
-        f"Request to IoTDA at {config.endpoint} failed: {type(exc).__name__}"
-    )
+    if isinstance(error, requests.Timeout) or isinstance(reason, ReadTimeoutError):
+        return "timeout"
+    return "dropped"
 
 
 class _BodyDeadline:

@@ -1,8 +1,11 @@
 """``IoTDAAsyncHook``: the instance API over httpx's async client, for triggers.
 
-Signing (:func:`~airflow_provider_iotda.auth.sign_request`), URLs and parsing
-(:mod:`~airflow_provider_iotda.api`) and the retry rule (:mod:`~airflow_provider_iotda.retry`)
-are the ones the sync :class:`~airflow_provider_iotda.hooks.iotda.IoTDAHook` uses.
+Only the sending differs from the sync :class:`~airflow_provider_iotda.hooks.iotda.IoTDAHook`:
+the calls (:class:`~airflow_provider_iotda.transport.InstanceApi`), the conversation of each
+call (retries, clock correction: :func:`~airflow_provider_iotda.transport.conversation`), the
+signing (:func:`~airflow_provider_iotda.auth.sign_request`), the parsing
+(:mod:`~airflow_provider_iotda.api`) and the words of a failure without an answer
+(:func:`~airflow_provider_iotda.errors.error_from_transport`) are the same objects.
 
 Sharing in one event loop.  Airflow's triggerer runs up to 1,000 triggers in one loop, so all
 hooks in a loop share:
@@ -36,16 +39,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from airflow.sdk import BaseHook
 
-from airflow_provider_iotda import api, credentials, validation
+from airflow_provider_iotda import api, credentials, transport
 from airflow_provider_iotda.auth import Credentials, sign_request
 from airflow_provider_iotda.clock import ClockOffset, shared_offset
 from airflow_provider_iotda.config import IoTDAConnectionConfig
-from airflow_provider_iotda.errors import (
-    IoTDAAuthError,
-    IoTDATransportError,
-)
+from airflow_provider_iotda.errors import TransportStage, error_from_transport
 from airflow_provider_iotda.hooks.base import IoTDABaseHook
-from airflow_provider_iotda.models import Instance, InstanceTask, InstanceTaskPage
+from airflow_provider_iotda.models import Instance, InstancePage, InstanceTask, InstanceTaskPage
 from airflow_provider_iotda.waiting import TaskQuery
 
 if TYPE_CHECKING:
@@ -296,50 +296,30 @@ class IoTDAAsyncHook(IoTDABaseHook):
                     async with asyncio.timeout(config.body_timeout):
                         body = await _read_limited(response, api.MAX_BODY_BYTES)
             except TimeoutError as exc:  # asyncio.timeout: the body overran body_timeout
-                raise IoTDATransportError(
-                    f"IoTDA did not send its whole answer within {config.body_timeout:g} s "
-                    f"({config.endpoint})"
-                ) from exc
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise IoTDATransportError(
-                    f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__} "
-                    "(no connection: the request was not sent)",
-                    request_sent=False,
-                ) from exc
-            except httpx.TimeoutException as exc:
-                raise IoTDATransportError(
-                    f"IoTDA did not answer within {config.timeout:g} s ({config.endpoint}): "
-                    f"{type(exc).__name__}"
-                ) from exc
+                raise error_from_transport(exc, "body", config) from exc
             except httpx.RequestError as exc:
-                raise IoTDATransportError(
-                    f"Could not talk to IoTDA at {config.endpoint}: {type(exc).__name__}"
-                ) from exc
+                raise error_from_transport(exc, _stage(exc), config) from exc
         return api.Answer(response.status_code, response.headers, body)
 
     async def _call(self, call: api.Call[T]) -> T:
-        """Send ``call`` and parse its answer, retrying as the one retry rule allows."""
+        """Send ``call`` and parse its answer, as :func:`transport.conversation` decides."""
         config = await self.get_config()
-        policy = self._policy_for(config)
-
+        steps = transport.conversation(
+            call, self._policy_for(config), self.clock, self.iotda_conn_id
+        )
         share = self._share
         temporary = share is None
         if share is None:
             share = _acquire_share()
         try:
-            async for attempt in policy.async_retrying(self.log, method=call.method):
-                with attempt:
-                    try:
-                        return call.parse(await self._send_once(share, call))
-                    except IoTDAAuthError as exc:
-                        # A clock over 5 min off: sign once more with the service's time.
-                        if not self.clock.learn(exc, self.log, self.iotda_conn_id):
-                            raise
-                    return call.parse(await self._send_once(share, call))
+            send = functools.partial(self._send_once, share, call)
+            return await transport.arun(steps, send, self.log)
         finally:
             if temporary:
                 await _release_share(share)
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _api(self) -> transport.InstanceApi:
+        return transport.InstanceApi(await self.get_config())
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -352,36 +332,9 @@ class IoTDAAsyncHook(IoTDABaseHook):
         marker: str | int | None = None,
     ) -> InstanceTaskPage:
         """One page of the instance's tasks, newest first; one request (plus retries)."""
-        instance = await self.resolve_instance_id(instance_id)
-        config = await self.get_config()
+        calls = await self._api()
         return await self._call(
-            api.list_tasks_call(
-                config.endpoint,
-                config.project_id,
-                instance,
-                offset=offset,
-                limit=limit,
-                marker=marker,
-            )
-        )
-
-    async def show_instance_task(
-        self, instance_task_id: str, instance_id: str | None = None
-    ) -> InstanceTask:
-        """One task by ID, with ``progress`` (``IoTDANotFoundError`` when there is none)."""
-        task_id = validation.instance_task_id(instance_task_id)
-        instance = await self.resolve_instance_id(instance_id)
-        config = await self.get_config()
-        return await self._call(
-            api.show_task_call(config.endpoint, config.project_id, instance, task_id)
-        )
-
-    async def show_instance(self, instance_id: str | None = None) -> Instance:
-        """The instance: status, flavor, operate window, charge mode, times."""
-        instance = await self.resolve_instance_id(instance_id)
-        config = await self.get_config()
-        return await self._call(
-            api.show_instance_call(config.endpoint, config.project_id, instance)
+            calls.list_tasks(instance_id, offset=offset, limit=limit, marker=marker)
         )
 
     async def iter_instance_tasks(
@@ -401,6 +354,16 @@ class IoTDAAsyncHook(IoTDABaseHook):
             )
             for task in walk.take(page):
                 yield task
+
+    async def get_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask | None:
+        """The task with this ID, or ``None`` when the instance does not list it."""
+        return await self.find_task(
+            TaskQuery.build(
+                await self.resolve_instance_id(instance_id), instance_task_id=instance_task_id
+            )
+        )
 
     async def find_task(self, query: TaskQuery) -> InstanceTask | None:
         """The task ``query`` means; one request (the list holds every task, at most 20)."""
@@ -423,3 +386,77 @@ class IoTDAAsyncHook(IoTDABaseHook):
                 created_after=created_after,
             )
         )
+
+    async def show_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask:
+        """One task by ID, with ``progress`` (``IoTDANotFoundError`` when there is none)."""
+        calls = await self._api()
+        return await self._call(calls.show_task(instance_task_id, instance_id))
+
+    async def retry_instance_task(
+        self, instance_task_id: str, instance_id: str | None = None
+    ) -> InstanceTask:
+        """Run a FAILED task again; sent once, as :meth:`IoTDAHook.retry_instance_task
+        <airflow_provider_iotda.hooks.iotda.IoTDAHook.retry_instance_task>`."""
+        calls = await self._api()
+        return await self._call(calls.retry_task(instance_task_id, instance_id))
+
+    async def resize_instance(
+        self,
+        instance_id: str | None = None,
+        *,
+        flavor_type: str,
+        flavor_size: int,
+        delay: bool = False,
+        is_auto_pay: bool = False,
+    ) -> str | None:
+        """Order a new specification; IoTDA's ``order_id``.  Sent once, as
+        :meth:`IoTDAHook.resize_instance <airflow_provider_iotda.hooks.iotda.IoTDAHook.
+        resize_instance>`, which documents the fields."""
+        calls = await self._api()
+        return await self._call(
+            calls.resize(
+                instance_id,
+                flavor_type=flavor_type,
+                flavor_size=flavor_size,
+                delay=delay,
+                is_auto_pay=is_auto_pay,
+            )
+        )
+
+    async def show_instance(self, instance_id: str | None = None) -> Instance:
+        """The instance: status, flavor, operate window, charge mode, times."""
+        calls = await self._api()
+        return await self._call(calls.show_instance(instance_id))
+
+    async def list_instances(
+        self,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        marker: str | int | None = None,
+    ) -> InstancePage:
+        """One page of the project's instances, newest first."""
+        calls = await self._api()
+        return await self._call(calls.list_instances(offset=offset, limit=limit, marker=marker))
+
+    async def iter_instances(self, *, page_size: int | None = None) -> AsyncIterator[Instance]:
+        """Every instance of the project, following ``marker`` (loop-safe, as
+        :meth:`iter_instance_tasks`)."""
+        walk = api.InstanceWalk(page_size)
+        while not walk.done:
+            page = await self.list_instances(limit=walk.limit, marker=walk.marker)
+            for instance in walk.take(page):
+                yield instance
+
+
+def _stage(error: httpx.RequestError) -> TransportStage:
+    """How far a request that raised ``error`` got, in httpx's account."""
+    if isinstance(error, httpx.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(error, httpx.ConnectError | httpx.PoolTimeout):
+        return "connect"
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout"
+    return "dropped"

@@ -1,4 +1,5 @@
-"""Fixtures of the unit tests (log capture); ``iotda_conn`` comes from tests/conftest.py."""
+"""Fixtures of the unit tests (log capture, the mocked hooks); ``iotda_conn`` comes from
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -6,10 +7,37 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import requests_mock
 import structlog
 import structlog.testing
 
+from airflow_provider_iotda.hooks.iotda import IoTDAHook
+
+from .hook_doubles import HookDouble
 from .unit_support import CapturedLogs
+
+
+@pytest.fixture
+def mock(iotda_conn: str) -> Iterator[requests_mock.Mocker]:
+    """requests-mock in front of the sync hook's ``iotda_default`` endpoint."""
+    with requests_mock.Mocker() as mocker:
+        yield mocker
+
+
+@pytest.fixture
+def hook(iotda_conn: str) -> Iterator[IoTDAHook]:
+    """A sync hook on ``iotda_default`` (use it with ``mock``)."""
+    with IoTDAHook() as created:
+        yield created
+
+
+@pytest.fixture(params=["sync", "async"])
+def either_hook(
+    request: pytest.FixtureRequest, iotda_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HookDouble]:
+    """The sync hook, then the async hook, each answering the same script."""
+    with requests_mock.Mocker() as mocker:
+        yield HookDouble(request.param, mocker, monkeypatch)
 
 
 @pytest.fixture

@@ -741,3 +741,119 @@ def test_hook_reports_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> No
     assert not ok
     assert "credentials=env: HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK not set" in message
     assert mock.request_history == []
+
+
+# -- one chain, two drivers ---------------------------------------------------------------------
+
+_SECURITY_KEY = META + credentials.METADATA_SECURITY_KEY_PATH
+_TOKEN_URL = META + credentials.METADATA_TOKEN_PATH
+_POD_URL = "http://pod.local/creds"
+
+#: (settings, answers by (method, URL): a status and body, or "unreachable"; what comes out)
+_SCRIPTS: dict[str, tuple[CredentialSettings, dict[tuple[str, str], Any], str]] = {
+    "metadata": (
+        CredentialSettings("ecs_metadata"),
+        {("PUT", _TOKEN_URL): (200, "imds"), ("GET", _SECURITY_KEY): (200, metadata_answer())},
+        "ok",
+    ),
+    "metadata without IMDS token": (
+        CredentialSettings("ecs_metadata"),
+        {("PUT", _TOKEN_URL): (405, ""), ("GET", _SECURITY_KEY): (200, metadata_answer())},
+        "ok",
+    ),
+    "no agency": (
+        CredentialSettings("ecs_metadata"),
+        {("PUT", _TOKEN_URL): (200, "imds"), ("GET", _SECURITY_KEY): (404, "")},
+        "error",
+    ),
+    "metadata 503": (
+        CredentialSettings("ecs_metadata"),
+        {("PUT", _TOKEN_URL): (200, "imds"), ("GET", _SECURITY_KEY): (503, "")},
+        "error",
+    ),
+    "metadata unreachable": (
+        CredentialSettings("ecs_metadata"),
+        {("PUT", _TOKEN_URL): "unreachable"},
+        "error",
+    ),
+    "broken answer": (
+        CredentialSettings("ecs_metadata"),
+        {("PUT", _TOKEN_URL): (200, "imds"), ("GET", _SECURITY_KEY): (200, '{"credential": 1}')},
+        "error",
+    ),
+    "pod identity": (
+        CredentialSettings("pod_identity", pod_identity_endpoint=_POD_URL),
+        {("POST", _POD_URL): (200, metadata_answer(n=7))},
+        "ok",
+    ),
+    "auto, metadata unreachable, pod identity answers": (
+        CredentialSettings("auto", pod_identity_endpoint=_POD_URL),
+        {("PUT", _TOKEN_URL): "unreachable", ("POST", _POD_URL): (200, metadata_answer(n=3))},
+        "ok",
+    ),
+    "auto, nothing": (
+        CredentialSettings("auto"),
+        {("PUT", _TOKEN_URL): "unreachable"},
+        "error",
+    ),
+}
+
+
+def _outcome(run: Any) -> Any:
+    try:
+        got = run()
+    except IoTDACredentialsError as exc:
+        return ("error", str(exc), exc.retryable)
+    return ("ok", got.source, got.access_key, got.secret_key, got.security_token, got.expires_at)
+
+
+def _sync_fetch(settings: CredentialSettings, answers: dict[Any, Any], env: Any) -> Any:
+    with requests_mock.Mocker() as mocker:
+        for (method, url), answer in answers.items():
+            if answer == "unreachable":
+                refused = ConnectionRefusedError(111, "Connection refused")
+                mocker.register_uri(method, url, exc=requests.ConnectionError(refused))
+            else:
+                mocker.register_uri(method, url, status_code=answer[0], text=answer[1])
+        return _outcome(lambda: fetch(settings, T0, env))
+
+
+def _async_fetch(
+    settings: CredentialSettings, answers: dict[Any, Any], env: Any, monkeypatch: Any
+) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = answers[(request.method, str(request.url))]
+        if answer == "unreachable":
+            error = httpx.ConnectError("All connection attempts failed")
+            error.__cause__ = ConnectionRefusedError(111, "Connection refused")
+            raise error
+        return httpx.Response(answer[0], text=answer[1])
+
+    monkeypatch.setattr(credentials, "_new_async_client", mock_transport_client(handler))
+    return _outcome(lambda: asyncio.run(afetch(settings, T0, env)))
+
+
+@pytest.mark.parametrize("scenario", list(_SCRIPTS))
+def test_fetch_and_afetch_run_the_same_chain(
+    scenario: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_env: dict[str, str]
+) -> None:
+    settings, answers, kind = _SCRIPTS[scenario]
+    token_file = tmp_path / "pod-token"
+    token_file.write_text(POD_TOKEN)
+    env = {**no_env, credentials.ENV_POD_TOKEN_FILE: str(token_file)}
+    sync = _sync_fetch(settings, answers, env)
+    assert _async_fetch(settings, answers, env, monkeypatch) == sync
+    assert sync[0] == kind
+    if kind == "error":
+        assert not any(secret in sync[1] for secret in SECRETS)
+
+
+def test_afetch_builds_no_client_when_no_source_sends_a_request(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    built: list[int] = []
+    monkeypatch.setattr(credentials, "_new_async_client", lambda: built.append(1))
+    env = {credentials.ENV_AK: "ENVAK0000000000000001", credentials.ENV_SK: ENV_SK}
+    got = asyncio.run(afetch(CredentialSettings("auto"), T0, env))
+    assert got.source == "env"
+    assert built == []

@@ -6,6 +6,9 @@ import asyncio
 import json
 import pickle
 import random
+import socket
+import ssl
+from dataclasses import dataclass
 
 import pytest
 
@@ -21,7 +24,9 @@ from airflow_provider_iotda.errors import (
     IoTDAServerError,
     IoTDAThrottledError,
     IoTDATransportError,
+    TransportStage,
     error_from_response,
+    error_from_transport,
     parse_retry_after,
 )
 from airflow_provider_iotda.retry import RetryPolicy, is_retryable
@@ -275,3 +280,102 @@ def test_async_retrying_shares_the_rule(retry_sleeps: list[float]) -> None:
     assert retry_sleeps[0] == 4.0
     assert 0 <= retry_sleeps[1] <= 2.0
     assert len(retry_sleeps) == 2
+
+
+# -- no answer: error_from_transport -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Limits:
+    endpoint: str = "https://iotda-mgmt.cn-nort-4.myhuaweicloud.com"
+    connect_timeout: float = 10.0
+    timeout: float = 2.5
+    body_timeout: float = 60.0
+
+
+def _wrapped(cause: BaseException, *outer: BaseException) -> BaseException:
+    """``cause`` wrapped in ``outer`` (innermost first), as HTTP libraries chain them."""
+    error = cause
+    for wrapper in outer:
+        wrapper.__cause__ = error
+        error = wrapper
+    return error
+
+
+def test_a_name_that_does_not_resolve_names_the_host_however_deep_the_cause() -> None:
+    unresolved = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    class LibraryError(Exception):
+        """An HTTP library's error keeping its reason as an attribute (urllib3's way)."""
+
+        def __init__(self, reason: BaseException) -> None:
+            super().__init__("wrapped")
+            self.reason = reason
+
+    for error in (
+        _wrapped(unresolved, OSError("resolve"), RuntimeError("connect")),
+        RuntimeError(LibraryError(unresolved)),  # in the arguments, then in .reason
+    ):
+        made = error_from_transport(error, "dropped", _Limits())
+        assert str(made) == (
+            "Could not talk to IoTDA at https://iotda-mgmt.cn-nort-4.myhuaweicloud.com: the host "
+            "name iotda-mgmt.cn-nort-4.myhuaweicloud.com does not resolve (DNS); check the region "
+            "or endpoint of the connection (no connection: the request was not sent)"
+        )
+        assert made.request_sent is False  # a name that does not resolve: nothing was sent
+        assert made.retryable
+
+
+@pytest.mark.parametrize(
+    ("stage", "cause", "message", "sent"),
+    [
+        ("connect", None, "at {e}: the connection could not be opened (no connection", False),
+        ("connect_timeout", None, "{e}: no connection within 10 s (no connection", False),
+        ("timeout", None, "IoTDA did not answer within 2.5 s ({e})", True),
+        ("body", None, "IoTDA did not send its whole answer within 60 s ({e})", True),
+        ("dropped", None, "at {e}: the connection broke before the whole answer arrived", True),
+        ("dropped", ConnectionResetError(104, "Connection reset by peer"), "by peer", True),
+        ("connect", ConnectionRefusedError(111, "x"), "{h} refused the connection (no conn", False),
+        ("dropped", ConnectionRefusedError(111, "x"), "{h} refused the connection (no conn", False),
+        ("connect", OSError(101, "Network is unreachable"), "{e}: Network is unreachable (", False),
+        ("dropped", ssl.SSLError(1, "x"), "{e}: TLS failed (", True),
+        ("connect", ssl.SSLError(1, "x"), "{e}: TLS failed (", False),
+    ],
+)
+def test_each_stage_and_cause_has_one_message(
+    stage: TransportStage, cause: BaseException | None, message: str, sent: bool
+) -> None:
+    limits = _Limits()
+    error = _wrapped(cause, RuntimeError("library")) if cause else RuntimeError("library")
+    made = error_from_transport(error, stage, limits)
+    host = "iotda-mgmt.cn-nort-4.myhuaweicloud.com"
+    assert message.format(e=limits.endpoint, h=host) in str(made)
+    assert made.request_sent is sent
+    assert "[" not in str(made)
+
+
+def test_a_rejected_certificate_says_so_and_proves_nothing_was_sent() -> None:
+    rejected = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    rejected.verify_message = "self-signed certificate"
+    made = error_from_transport(_wrapped(rejected, RuntimeError("ssl")), "dropped", _Limits())
+    assert "the TLS certificate of iotda-mgmt.cn-nort-4.myhuaweicloud.com was not accepted " in (
+        str(made)
+    )
+    assert "(self-signed certificate)" in str(made)
+    assert made.request_sent is False
+
+
+def test_the_library_s_own_words_never_reach_the_message() -> None:
+    """A library message may carry a URL, a header or a secret: only types and causes are used."""
+    secret = "SK-in-a-library-message-7f1e"
+    error = _wrapped(OSError(secret), RuntimeError(f"Authorization: {secret}"))
+    for stage in ("connect", "connect_timeout", "timeout", "body", "dropped"):
+        made = error_from_transport(error, stage, _Limits())  # type: ignore[arg-type]
+        assert secret not in str(made)
+        assert secret not in repr(made)
+
+
+def test_a_cycle_of_causes_ends() -> None:
+    first, second = RuntimeError("a"), RuntimeError("b")
+    first.__cause__, second.__context__ = second, first
+    assert "the connection broke" in str(error_from_transport(first, "dropped", _Limits()))

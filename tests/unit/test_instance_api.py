@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -47,18 +46,6 @@ def instance_json(instance_id: str = TEST_INSTANCE, **fields: Any) -> dict[str, 
         "additional_params": None,
         **fields,
     }
-
-
-@pytest.fixture
-def mock(iotda_conn: str) -> Iterator[requests_mock.Mocker]:
-    with requests_mock.Mocker() as mocker:
-        yield mocker
-
-
-@pytest.fixture
-def hook(iotda_conn: str) -> Iterator[IoTDAHook]:
-    with IoTDAHook() as created:
-        yield created
 
 
 # -- models --------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -36,18 +35,6 @@ RESIZE_URL = f"{INSTANCE_URL}/resize"
 TASK_ID = "0a1b2c3d-0000-4000-8000-00000000aaaa"
 RETRY_URL = f"{INSTANCE_URL}/tasks/{TASK_ID}/retry"
 S3 = {"flavor_type": "iotda.standard.s3", "flavor_size": 2}
-
-
-@pytest.fixture
-def mock(iotda_conn: str) -> Iterator[requests_mock.Mocker]:
-    with requests_mock.Mocker() as mocker:
-        yield mocker
-
-
-@pytest.fixture
-def hook(iotda_conn: str) -> Iterator[IoTDAHook]:
-    with IoTDAHook() as created:
-        yield created
 
 
 def _refused() -> requests.exceptions.ConnectionError:

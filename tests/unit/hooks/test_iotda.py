@@ -1,10 +1,12 @@
-"""``IoTDAHook`` against requests-mock: calls, paging, retries, validation, errors, secrets."""
+"""``IoTDAHook`` against requests-mock: calls, paging, retries, validation, errors, secrets.
+
+What both hooks must do alike is tested on both in tests/unit/test_transport.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,22 +45,10 @@ from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import RetryPolicy
 
-from .unit_support import API_EXAMPLE, CapturedLogs
+from ..unit_support import API_EXAMPLE, CapturedLogs
 
 OTHER_INSTANCE = "0a0b0c0d-0000-4000-8000-00000000abcd"
 OTHER_URL = TASKS_URL.replace(TEST_INSTANCE, OTHER_INSTANCE)
-
-
-@pytest.fixture
-def mock(iotda_conn: str) -> Iterator[requests_mock.Mocker]:
-    with requests_mock.Mocker() as mocker:
-        yield mocker
-
-
-@pytest.fixture
-def hook(iotda_conn: str) -> Iterator[IoTDAHook]:
-    with IoTDAHook() as created:
-        yield created
 
 
 def _query(request: Any) -> dict[str, str]:
