@@ -25,7 +25,7 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     With sleeps instant, a log line written in a worker thread (``compat.alog``) would let a
     shared poll run ahead by a few polls while the line is written: under the fake clock the
     triggers write their lines inline, so each poll is judged before the next one is made.
-    (tests/unit/test_trigger_logging.py checks the real ``alog`` with a slow log sink.)
+    (tests/unit/triggers/test_iotda_logging.py checks the real ``alog`` with a slow log sink.)
     """
     fake = FakeClock()
     monkeypatch.setattr(clock, "now", fake.time)
