@@ -173,7 +173,7 @@ def test_next_try_fails_with_the_adopted_modify_failure_without_ordering(
     with pytest.raises(AirflowException):
         resize().execute(context(try_number=1))
     mock.get(TASKS_URL, [tasks_answer(modify("FAILED"))])
-    with pytest.raises(AirflowFailException, match="no quota.*not ordering a second resize"):
+    with pytest.raises(AirflowFailException, match=r"no quota.*not ordering a second resize"):
         resize().execute(context(try_number=2))
     assert posts(mock) == [RESIZE_URL]
 
@@ -235,7 +235,7 @@ def test_resize_poke_mode_times_out_with_the_last_task_seen(
 
     monkeypatch.setattr(clock, "sleep_sync", sleep)
     mock.get(TASKS_URL, [tasks_answer(modify("PENDING"))])
-    with pytest.raises(AirflowException, match="resize timed out: .*waited 20 s"):
+    with pytest.raises(AirflowException, match=r"resize timed out: .*waited 20 s"):
         resize(timeout=20).execute(context())
     looks = [r for r in mock.request_history if r.url.startswith(TASKS_URL)]
     assert len(looks) == 1 + 5  # the first look, then one at 0, 5, 10, 15 and 20 s of waiting
