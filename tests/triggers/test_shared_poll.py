@@ -13,9 +13,6 @@ from iotda_test_values import MODIFY_ID, TASKS_URL, TEST_INSTANCE, TEST_SK, hist
 from iotda_test_values import pending_task as task_json
 
 from airflow_provider_iotda import clock
-from airflow_provider_iotda.clock import (
-    first_poll_delay as real_first_poll_delay,  # bound before the autouse patch
-)
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 from airflow_provider_iotda.triggers import shared_poll
@@ -107,12 +104,6 @@ def test_first_poll_waits_a_random_share_of_one_interval(
     polls = take_polls(2, poll_interval=8)
     assert fake_clock.sleeps == [2, 8]
     assert polls[0].polled_at == START + 2
-
-
-def test_real_first_poll_delay_is_within_one_interval() -> None:
-    delays = [real_first_poll_delay(10.0) for _ in range(200)]
-    assert all(0 <= d <= 10.0 for d in delays)
-    assert len(set(delays)) > 150
 
 
 def test_a_slow_answer_does_not_shift_the_cadence(

@@ -23,9 +23,6 @@ from iotda_test_values import pending_task as task_json
 from structlog.testing import capture_logs
 
 from airflow_provider_iotda import clock
-from airflow_provider_iotda.clock import (
-    first_poll_delay as real_first_poll_delay,  # bound before the autouse patch
-)
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.triggers.iotda import CLASSPATH, IoTDAInstanceTaskTrigger
 
@@ -124,12 +121,6 @@ def test_first_poll_is_spread_over_one_interval(
     assert offsets == [30]
     assert fake_clock.sleeps == [12.5, 30]
     assert len(iotda_api.requests) == 2
-
-
-def test_first_poll_delay_is_within_one_interval() -> None:
-    delays = [real_first_poll_delay(10.0) for _ in range(200)]
-    assert all(0 <= d <= 10.0 for d in delays)
-    assert len(set(delays)) > 150  # random, not a constant
 
 
 def test_polls_keep_their_cadence_when_answers_are_slow(
