@@ -280,29 +280,9 @@ class IoTDAResizeInstanceOperator(_WaitForInstanceTask):
         started = clock.now()
         try:
             tasks = list(hook.iter_instance_tasks(instance_id))
-            running = active_tasks(tasks, "MODIFY", RUNNING_STATUSES)
-            for task in running:
-                target = task.target_flavor
-                if target is not None and target.same_as(flavor_type, flavor_size):
-                    self.log.info(
-                        "MODIFY task %s to %s is already %s on instance %s: waiting for it "
-                        "instead of ordering the resize again",
-                        task.task_id,
-                        wanted,
-                        task.status,
-                        instance_id,
-                    )
-                    return self._follow(context, instance_id, task.task_id, None, started)
-            if running:
-                other = running[0]
-                to = other.target_flavor.describe() if other.target_flavor else "another flavor"
-                raise AirflowFailException(
-                    f"Instance {instance_id} already has MODIFY task {other.task_id} "
-                    f"{other.status} (to {to}); not ordering {wanted} on top of it"
-                )
-            earlier = self._earlier_try_modify(context, tasks, flavor_type, flavor_size)
-            if earlier is not None:
-                return self._adopt_finished(context, instance_id, earlier, started)
+            adopted = self._adopt(context, instance_id, tasks, flavor_type, flavor_size, started)
+            if adopted is not None:
+                return adopted
             instance = hook.show_instance(instance_id)
             if instance.flavor is not None and instance.flavor.same_as(flavor_type, flavor_size):
                 self.log.info(
@@ -339,6 +319,44 @@ class IoTDAResizeInstanceOperator(_WaitForInstanceTask):
             instance_id, instance_task_type="MODIFY", created_after=ordered_at - CLOCK_SKEW
         )
         return self._wait(context, query, started, order_id=order_id)
+
+    def _adopt(
+        self,
+        context: Context,
+        instance_id: str,
+        tasks: list[InstanceTask],
+        flavor_type: str,
+        flavor_size: int,
+        started: float,
+    ) -> Any:
+        """What the task list says before anything is ordered: the result of waiting for (or
+        concluding from) a MODIFY to this flavor that is running or an earlier try's; ``None``
+        when a resize may be ordered.  A MODIFY to another flavor that is running fails."""
+        wanted = f"{flavor_type} x {flavor_size}"
+        running = active_tasks(tasks, "MODIFY", RUNNING_STATUSES)
+        for task in running:
+            target = task.target_flavor
+            if target is not None and target.same_as(flavor_type, flavor_size):
+                self.log.info(
+                    "MODIFY task %s to %s is already %s on instance %s: waiting for it "
+                    "instead of ordering the resize again",
+                    task.task_id,
+                    wanted,
+                    task.status,
+                    instance_id,
+                )
+                return self._follow(context, instance_id, task.task_id, None, started)
+        if running:
+            other = running[0]
+            to = other.target_flavor.describe() if other.target_flavor else "another flavor"
+            raise AirflowFailException(
+                f"Instance {instance_id} already has MODIFY task {other.task_id} "
+                f"{other.status} (to {to}); not ordering {wanted} on top of it"
+            )
+        earlier = self._earlier_try_modify(context, tasks, flavor_type, flavor_size)
+        if earlier is not None:
+            return self._adopt_finished(context, instance_id, earlier, started)
+        return None
 
     def _follow(
         self,
