@@ -78,6 +78,13 @@ def main() -> None:
     parser.add_argument("--sensors", type=int, default=None, help="deferred sensors (200)")
     parser.add_argument("--poll", type=float, default=5.0, help="poke/poll interval, s (5)")
     parser.add_argument("--parallelism", type=int, default=8, help="LocalExecutor slots (8)")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=None,
+        help="run Airflow's processes on the provider in this checkout instead (e.g. a worktree "
+        "of main, to compare); its directory goes first on PYTHONPATH",
+    )
     args = parser.parse_args()
     sensors = args.sensors or (40 if args.quick else 200)
     report = Report("7 real triggerer")
@@ -107,6 +114,9 @@ def main() -> None:
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(sensors),
             "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, sensors)),
         }
+        if args.code is not None:
+            print(f"provider code from {args.code}")
+            env["PYTHONPATH"] = os.pathsep.join([str(args.code), str(REPO), str(REPO / "tests")])
         with running_stack(home / "airflow", [dag_file], env) as stack:
             stack.wait_for(
                 "the DAG to be parsed",
