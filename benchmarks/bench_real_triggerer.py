@@ -115,8 +115,12 @@ def main() -> None:
             "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, sensors)),
         }
         if args.code is not None:
+            # ``python -m airflow`` puts its working directory first on sys.path: start the
+            # processes outside this checkout, so that PYTHONPATH's first entry wins.
             print(f"provider code from {args.code}")
-            env["PYTHONPATH"] = os.pathsep.join([str(args.code), str(REPO), str(REPO / "tests")])
+            os.chdir(home)
+            paths = [args.code, REPO, REPO / "tests"]
+            env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
         with running_stack(home / "airflow", [dag_file], env) as stack:
             stack.wait_for(
                 "the DAG to be parsed",
