@@ -183,7 +183,8 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
             self.iotda_conn_id, wait.query.instance_id, self.poll_interval, self.deadline
         )
         async with contextlib.aclosing(polls):
-            return await self._follow(polls, wait)
+            # The stream itself waits no later than the deadline, and polls once more then.
+            return await self._follow(polls, wait, paced_to_deadline=True)
 
     # -- both -----------------------------------------------------------------------------------
 
@@ -205,10 +206,16 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
             log_changes_only=log_changes_only,
         )
 
-    async def _follow(self, polls: AsyncIterator[Any], wait: Wait) -> TriggerOutcome:
-        """Judge poll after poll until the wait is over; log each step off the event loop."""
+    async def _follow(
+        self, polls: AsyncIterator[Any], wait: Wait, *, paced_to_deadline: bool = False
+    ) -> TriggerOutcome:
+        """Judge poll after poll until the wait is over; log each step off the event loop.
+
+        A shared stream knows nothing of this trigger's deadline: the wait for its next poll
+        is cut at the deadline (unless ``paced_to_deadline``: the trigger's own stream).
+        """
         while True:
-            poll = await self._next_poll(polls)
+            poll = await (anext(polls) if paced_to_deadline else self._next_poll(polls))
             if poll is None:  # the deadline passed before the next poll
                 return wait.timed_out(clock.now())
             if not isinstance(poll, InstancePoll):
