@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     # Type-check against the newest line (3.3): the names below have the same API everywhere.
@@ -177,27 +177,34 @@ _LEVELS = {
 }
 
 
-async def alog(
+def alog(
     logger: Any, level: str, msg: str, *args: object, exc: BaseException | None = None
-) -> None:
-    """Write one log line from inside an event loop without blocking the loop.
+) -> Awaitable[None]:
+    """Write one log line from inside an event loop without blocking the loop: ``await`` it.
 
     A trigger's log write takes the log output's lock and writes to the triggerer's log socket;
     done on the loop thread, 200 triggers firing together blocked a real triggerer for seconds.
-    Airflow 3.3 gives triggers structlog loggers, whose ``ainfo``/``awarning``/... run the write
-    in a worker thread (Airflow's own triggerer logs that way); other loggers (a stdlib
-    ``logging.Logger``, such as a module's logger) are written with the same call in a thread
-    (``asyncio.to_thread`` copies the context, so the line still carries the trigger's ids).
-    Same message, same logger; ``exc`` adds its traceback.
+    Triggers get structlog loggers on every supported line (checked on 3.1.8 and 3.3.2):
+    their ``ainfo``/``awarning``/... run the write in a worker thread, as Airflow's own
+    triggerer logs.  Other loggers (a stdlib ``logging.Logger``, such as a module's logger) are
+    written with the same call in a thread (``asyncio.to_thread`` copies the context, so the
+    line still carries the trigger's ids).  Same message, same logger; ``exc`` adds its
+    traceback.
+
+    The logger's coroutine is returned, not awaited here, so that structlog records the
+    caller's file and line (it takes the frame that awaits its coroutine).
     """
     extra: dict[str, Any] = {"exc_info": exc} if exc is not None else {}
     async_method = getattr(logger, f"a{level}", None)
     if async_method is not None and asyncio.iscoroutinefunction(async_method):
-        await async_method(msg, *args, **extra)
-        return
+        return cast("Awaitable[None]", async_method(msg, *args, **extra))
     if isinstance(logger, logging.Logger) and not logger.isEnabledFor(_LEVELS[level]):
-        return
-    await asyncio.to_thread(getattr(logger, level), msg, *args, **extra)
+        return _written()
+    return asyncio.to_thread(getattr(logger, level), msg, *args, **extra)
+
+
+async def _written() -> None:
+    """Nothing to write (the level is off)."""
 
 
 def airflow_version() -> str:

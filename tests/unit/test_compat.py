@@ -162,3 +162,40 @@ def test_alog_writes_a_stdlib_logger_in_a_thread_and_skips_disabled_levels(
     assert [r.getMessage() for r in caplog.records] == ["written off the loop"]
     assert len(threads) == 1
     assert loop_thread not in threads
+
+
+def test_alog_keeps_the_callers_file_and_line() -> None:
+    """The line in the task's log names the trigger's code, not compat.py (structlog takes the
+    frame that awaits its coroutine; Airflow's processors add ``filename`` and ``lineno``)."""
+    import structlog
+
+    seen: list[dict[str, Any]] = []
+
+    def keep(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        seen.append(dict(event))
+        raise structlog.DropEvent
+
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[
+            structlog.processors.CallsiteParameterAdder(
+                [
+                    structlog.processors.CallsiteParameter.FILENAME,
+                    structlog.processors.CallsiteParameter.FUNC_NAME,
+                ]
+            ),
+            keep,
+        ],
+        cache_logger_on_first_use=False,
+    )
+    try:
+
+        async def the_callers_function() -> None:
+            await compat.alog(structlog.get_logger("x"), "info", "hello %s", "there")
+
+        asyncio.run(the_callers_function())
+    finally:
+        structlog.configure(**saved)
+    assert seen[0]["event"] == "hello there"
+    assert seen[0]["filename"] == "test_compat.py"
+    assert seen[0]["func_name"] == "the_callers_function"
