@@ -1,4 +1,10 @@
-"""Clock-skew correction: sign with the service's time when this machine's clock is off.
+"""The clock: the time and the waits every poll loop uses, and clock-skew correction.
+
+:func:`now`, :func:`sleep`, :func:`sleep_sync` and :func:`first_poll_delay` are the only
+places the waiting code (triggers, shared polls, operators) reads the time, waits or draws the
+first poll's jitter; callers use them as ``clock.now()`` so that tests patch them once here.
+
+Clock-skew correction: sign with the service's time when this machine's clock is off.
 
 IoTDA's gateway rejects (401) a request whose ``X-Sdk-Date`` is more than 15 minutes from its
 own clock.  When a rejection carries a ``Date`` header more than :data:`SKEW_THRESHOLD` away
@@ -12,12 +18,40 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import random
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
 from airflow_provider_iotda.errors import IoTDAAuthError
+
+
+def now() -> float:
+    """Wall-clock epoch seconds (deadlines survive a triggerer restart); patched in tests."""
+    return time.time()
+
+
+async def sleep(seconds: float) -> None:
+    """Wait between polls in an event loop; patched in tests."""
+    await asyncio.sleep(seconds)
+
+
+def sleep_sync(seconds: float) -> None:
+    """Wait between polls in a worker (an operator's poke mode); patched in tests."""
+    time.sleep(seconds)
+
+
+def first_poll_delay(poll_interval: float) -> float:
+    """A random share of one interval before the first poll; patched in tests.
+
+    The sensor has just poked when it defers, and triggers deferred together (mapped sensors, a
+    triggerer restart) would otherwise poll in lock-step, in bursts that load IoTDA and the
+    triggerer at once: a random phase spreads the polls over the interval.
+    """
+    return random.uniform(0, poll_interval)
+
 
 #: Seconds of difference from the service's ``Date`` above which the offset is corrected.
 SKEW_THRESHOLD: Final = 300.0

@@ -11,8 +11,12 @@ checks the flag and takes the plain path otherwise.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Awaitable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     # Type-check against the newest line (3.3): the names below have the same API everywhere.
@@ -20,13 +24,11 @@ if TYPE_CHECKING:
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
-        AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
-        TaskDeferred,
     )
     from airflow.sdk.log import mask_secret
-    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+    from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
     HAS_SHARED_STREAMS: bool
 else:
@@ -45,19 +47,15 @@ else:
         from airflow.sdk.exceptions import (
             AirflowException,
             AirflowFailException,
-            AirflowRescheduleException,
             AirflowSensorTimeout,
             AirflowSkipException,
-            TaskDeferred,
         )
     else:  # Airflow 3.1
         from airflow.exceptions import (
             AirflowException,
             AirflowFailException,
-            AirflowRescheduleException,
             AirflowSensorTimeout,
             AirflowSkipException,
-            TaskDeferred,
         )
 
     # 3.1: ``CronDataIntervalTimetable`` is not re-exported by ``airflow.sdk``.
@@ -81,7 +79,7 @@ HAS_AMASK_SECRET: bool = _has_amask_secret()
 # The trigger bases and HAS_SHARED_STREAMS are resolved on first use (module ``__getattr__``):
 # ``airflow.triggers.base`` costs a few milliseconds that a DAG file importing only the sensor
 # or an operator should not pay.
-_LAZY_TRIGGER_NAMES = frozenset({"BaseEventTrigger", "BaseTrigger", "TriggerEvent"})
+_LAZY_TRIGGER_NAMES = frozenset({"BaseEventTrigger", "TriggerEvent"})
 
 
 @functools.cache
@@ -102,19 +100,6 @@ def __getattr__(name: str) -> Any:
         #: 3.3: one poll loop per shared-stream key, fanned out to every subscribing trigger.
         return _has_shared_streams()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _has_asset_state_store() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("airflow.models.asset_state_store") is not None
-    except ModuleNotFoundError:  # pragma: no cover - a partial install
-        return False
-
-
-#: 3.3: the triggerer sets ``trigger.asset_state_store`` (``aget`` / ``aset``) for watchers.
-HAS_ASSET_STATE_STORE: bool = _has_asset_state_store()
 
 
 def _reads_conn_fields() -> bool:
@@ -147,6 +132,81 @@ async def amask_secret(secret: str) -> None:
         mask_secret(secret)
 
 
+def _sensor_args_raise_airflow_exception() -> bool:
+    # 3.1: BaseSensorOperator rejects a bad poke_interval, timeout or mode with
+    # AirflowException; 3.2 and 3.3 with ValueError.
+    from airflow.sdk import BaseSensorOperator
+
+    try:
+        BaseSensorOperator(task_id="compat_probe", poke_interval=-1)
+    except ValueError:
+        return False
+    except AirflowException:
+        return True
+    return False  # pragma: no cover - no line accepts a negative interval
+
+
+#: 3.1: ``BaseSensorOperator`` rejects bad arguments with ``AirflowException``, not ``ValueError``.
+#: Resolved on first call (it builds a throwaway sensor).
+@functools.cache
+def sensor_args_raise_airflow_exception() -> bool:
+    return _sensor_args_raise_airflow_exception()
+
+
+@contextlib.contextmanager
+def bad_sensor_args_as_value_error() -> Iterator[None]:
+    """Around ``BaseSensorOperator.__init__``: bad input raises ``ValueError`` on every line.
+
+    Airflow 3.1 rejects a bad ``poke_interval``, ``timeout`` or ``mode`` with
+    ``AirflowException``; 3.2+ with ``ValueError``, which is what bad input raises everywhere in
+    this provider.
+    """
+    try:
+        yield
+    except AirflowException as exc:
+        if not sensor_args_raise_airflow_exception():
+            raise
+        raise ValueError(str(exc)) from exc
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def alog(
+    logger: Any, level: str, msg: str, *args: object, exc: BaseException | None = None
+) -> Awaitable[None]:
+    """Write one log line from inside an event loop without blocking the loop: ``await`` it.
+
+    A trigger's log write takes the log output's lock and writes to the triggerer's log socket;
+    done on the loop thread, 200 triggers firing together blocked a real triggerer for seconds.
+    Triggers get structlog loggers on every supported line (checked on 3.1.8 and 3.3.2):
+    their ``ainfo``/``awarning``/... run the write in a worker thread, as Airflow's own
+    triggerer logs.  Other loggers (a stdlib ``logging.Logger``, such as a module's logger) are
+    written with the same call in a thread (``asyncio.to_thread`` copies the context, so the
+    line still carries the trigger's ids).  Same message, same logger; ``exc`` adds its
+    traceback.
+
+    The logger's coroutine is returned, not awaited here, so that structlog records the
+    caller's file and line (it takes the frame that awaits its coroutine).
+    """
+    extra: dict[str, Any] = {"exc_info": exc} if exc is not None else {}
+    async_method = getattr(logger, f"a{level}", None)
+    if async_method is not None and asyncio.iscoroutinefunction(async_method):
+        return cast("Awaitable[None]", async_method(msg, *args, **extra))
+    if isinstance(logger, logging.Logger) and not logger.isEnabledFor(_LEVELS[level]):
+        return _written()
+    return asyncio.to_thread(getattr(logger, level), msg, *args, **extra)
+
+
+async def _written() -> None:
+    """Nothing to write (the level is off)."""
+
+
 def airflow_version() -> str:
     """The running Airflow's version string (``3.2.2``)."""
     import airflow
@@ -156,21 +216,20 @@ def airflow_version() -> str:
 
 __all__ = [
     "HAS_AMASK_SECRET",
-    "HAS_ASSET_STATE_STORE",
     "HAS_SHARED_STREAMS",
     "AirflowException",
     "AirflowFailException",
-    "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseEventTrigger",
-    "BaseTrigger",
     "CronDataIntervalTimetable",
-    "TaskDeferred",
     "TriggerEvent",
     "airflow_version",
+    "alog",
     "amask_secret",
+    "bad_sensor_args_as_value_error",
     "conf",
     "has_conn_fields_form",
     "mask_secret",
+    "sensor_args_raise_airflow_exception",
 ]

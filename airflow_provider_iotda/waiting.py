@@ -1,8 +1,18 @@
-"""What "waiting for an instance task" decides, shared by the sensor (poke) and the trigger.
+"""The waiting engine: what one look at an instance's task list means for one wait.
 
-:func:`decide` is the one pure function that maps what one look at the task list found to an
-outcome; the sensor's ``poke`` and the trigger's loop both call it, so poke, reschedule and
-deferrable mode can never disagree.  Nothing here performs I/O or imports Airflow.
+Every wait (the sensor's poke, reschedule and deferrable modes, the trigger alone or on a shared
+poll, the resize/retry operators in the worker or deferred) is the same three pieces:
+
+* a stream of :class:`InstancePoll` (one look at the task list each; made by
+  :mod:`airflow_provider_iotda.triggers.shared_poll`, async or sync);
+* :class:`Wait`, which judges each poll with :func:`decide` (the one pure rule) and the wait's
+  deadline, and answers a :class:`Step`: the line to log and, once the wait is over, the
+  :class:`TriggerOutcome`;
+* :class:`TriggerOutcome`, the one event format: the trigger sends ``outcome.to_event()``, every
+  ``execute_complete`` reads it back with :meth:`TriggerOutcome.read`, and the worker-side waits
+  conclude from the same object.
+
+Nothing here performs I/O, logs or imports Airflow.
 """
 
 from __future__ import annotations
@@ -10,11 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from airflow_provider_iotda import validation
+from airflow_provider_iotda.errors import IoTDAError
 from airflow_provider_iotda.models import InstanceTask, format_api_time, select_task
+from airflow_provider_iotda.retry import is_retryable
 
 DEFAULT_SUCCESS_STATUSES = frozenset({"SUCCESS"})
 DEFAULT_FAILURE_STATUSES = frozenset({"FAILED"})
@@ -187,13 +199,62 @@ def decide(
     return Decision("waiting", _status_line(task, query, waited), task)
 
 
+#: Why a poll failed, as the trigger's error events say it: ``"iotda"``: IoTDA answered with an
+#: error (or not at all); ``"invalid"``: the connection or instance is not valid;
+#: ``"exception"``: anything else (a missing connection, a bug).
+FailureReason = Literal["iotda", "invalid", "exception"]
+
+
+@dataclass(frozen=True)
+class InstancePoll:
+    """One look at an instance's task list, as every wait on the instance receives it.
+
+    :param instance_id: the instance polled.
+    :param tasks: every task the instance lists (all pages); ``None`` when the poll failed.
+    :param error: why the poll failed (a message without secrets); ``None`` when it worked.
+    :param final: the failure will not heal by polling again (400/401/403/404 from IoTDA, an
+        invalid or missing connection); transient failures (throttling, 5xx, timeouts) are not.
+    :param polled_at: epoch seconds when the poll started.
+    :param reason: the kind of failure (see :data:`FailureReason`); ``None`` when it worked.
+    """
+
+    instance_id: str
+    tasks: tuple[InstanceTask, ...] | None
+    error: str | None = None
+    final: bool = False
+    polled_at: float = 0.0
+    reason: FailureReason | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the poll listed the tasks."""
+        return self.tasks is not None
+
+    @classmethod
+    def failed(cls, instance_id: str, started: float, exc: Exception) -> InstancePoll:
+        """The poll for a failure, in the words the trigger's error events use."""
+        reason: FailureReason
+        if isinstance(exc, IoTDAError):
+            reason, final, message = "iotda", not is_retryable(exc), str(exc)
+        elif isinstance(exc, ValueError):
+            reason, final, message = "invalid", True, str(exc)
+        else:
+            reason, final = "exception", True
+            message = f"IoTDA trigger failed: {type(exc).__name__}: {exc}"
+        return cls(instance_id, None, message, final, started, reason)
+
+
+_OUTCOME_STATUSES = ("success", "failed", "timeout", "error")
+
+
 @dataclass(frozen=True)
 class TriggerOutcome:
-    """The one event of ``IoTDAInstanceTaskTrigger``, read: what every caller of the trigger
-    (the sensor's and the operators' ``execute_complete``) maps to its result.
+    """The one event of ``IoTDAInstanceTaskTrigger``: built here (:meth:`to_event`) and read
+    here (:meth:`read`), by the trigger, the sensor and the operators alike.
 
-    ``status`` is ``success``, ``failed``, ``timeout`` or ``error`` (then ``reason``);
-    ``task`` the task's dict when the event carries one.
+    ``status`` is ``success``, ``failed``, ``timeout`` or ``error`` (then ``reason``:
+    ``not_found``, ``iotda``, ``invalid`` or ``exception``); ``task`` the task's dict when the
+    event carries one.
     """
 
     status: str
@@ -202,14 +263,26 @@ class TriggerOutcome:
     reason: str | None = None
 
     @classmethod
+    def finished(cls, decision: Decision) -> TriggerOutcome:
+        """The ``success`` or ``failed`` outcome of a decision that found the task done."""
+        task = decision.task.to_dict() if decision.task is not None else None
+        return cls(decision.state, decision.message, task)
+
+    @classmethod
+    def error(cls, reason: str, message: str) -> TriggerOutcome:
+        """An ``error`` outcome (``reason`` says which kind)."""
+        return cls("error", message, reason=reason)
+
+    def to_event(self) -> dict[str, Any]:
+        """The trigger event's payload (JSON only)."""
+        if self.status == "error":
+            return {"status": "error", "reason": self.reason, "message": self.message}
+        return {"status": self.status, "task": self.task, "message": self.message}
+
+    @classmethod
     def read(cls, event: object) -> TriggerOutcome:
         """``ValueError`` when ``event`` is not one of the trigger's events."""
-        if not isinstance(event, dict) or event.get("status") not in (
-            "success",
-            "failed",
-            "timeout",
-            "error",
-        ):
+        if not isinstance(event, dict) or event.get("status") not in _OUTCOME_STATUSES:
             raise ValueError(f"IoTDA trigger sent an unexpected event: {event!r}")
         task = event.get("task")
         reason = event.get("reason")
@@ -226,6 +299,82 @@ class TriggerOutcome:
         if self.reason == "iotda":
             return f"IoTDA call failed: {self.message}"
         return self.message or "IoTDA trigger failed"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one poll means for a wait: a line to log (``None``: nothing new), at ``level``, and
+    the outcome once the wait is over (``None``: poll on)."""
+
+    outcome: TriggerOutcome | None = None
+    line: str | None = None
+    level: Literal["info", "warning"] = "info"
+
+
+@dataclass
+class Wait:
+    """One wait for one task, judged poll by poll (the engine of every waiting mode).
+
+    :param started_at: epoch seconds of the first look (``waited`` counts from it).
+    :param deadline: epoch seconds after which the wait ends with a ``timeout`` outcome
+        (``None``: the caller enforces the timeout, as ``BaseSensorOperator`` does in poke mode).
+    :param log_changes_only: give a line only when a look finds something new (shared polls:
+        1,000 triggers would otherwise write 1,000 unchanged lines per interval).
+    :param transient: the warning for a poll that failed but may work next time
+        (``{error}`` is replaced).
+    """
+
+    query: TaskQuery
+    success_statuses: Collection[str] = DEFAULT_SUCCESS_STATUSES
+    failure_statuses: Collection[str] = DEFAULT_FAILURE_STATUSES
+    started_at: float = 0.0
+    deadline: float | None = None
+    not_found_timeout: float | None = None
+    log_changes_only: bool = False
+    transient: str = "IoTDA did not answer this poll ({error}); polling on"
+    last_seen: InstanceTask | None = None
+    _last_logged: tuple[str | None, str | None, int | None] | None = field(default=None, repr=False)
+
+    def judge(self, poll: InstancePoll, now: float) -> Step:
+        """The step for ``poll``, judged at ``now`` (epoch s)."""
+        if poll.tasks is None:
+            if poll.final:
+                reason = poll.reason or "iotda"
+                return Step(TriggerOutcome.error(reason, poll.error or "IoTDA poll failed"))
+            warning = self.transient.format(error=poll.error)
+            return Step(self.overdue(now), warning, "warning")
+        task = self.query.find(poll.tasks)
+        self.last_seen = task or self.last_seen
+        decision = decide(
+            task,
+            query=self.query,
+            success_statuses=self.success_statuses,
+            failure_statuses=self.failure_statuses,
+            waited=poll.polled_at - self.started_at,
+            not_found_timeout=self.not_found_timeout,
+        )
+        seen = (task.task_id, task.status, task.progress) if task is not None else (None,) * 3
+        line: str | None = None
+        if decision.done or not self.log_changes_only or seen != self._last_logged:
+            line, self._last_logged = decision.message, seen
+        if decision.state == "not_found":
+            return Step(TriggerOutcome.error("not_found", decision.message), line)
+        if decision.done:
+            return Step(TriggerOutcome.finished(decision), line)
+        return Step(self.overdue(now), line)
+
+    def overdue(self, now: float) -> TriggerOutcome | None:
+        """The ``timeout`` outcome once the deadline has passed, else ``None``."""
+        if self.deadline is not None and now >= self.deadline:
+            return self.timed_out(now)
+        return None
+
+    def timed_out(self, now: float) -> TriggerOutcome:
+        """The ``timeout`` outcome (with the task last seen, if any)."""
+        deadline = self.deadline if self.deadline is not None else now
+        message = timeout_message(self.query, now - self.started_at, deadline - self.started_at)
+        last = self.last_seen.to_dict() if self.last_seen is not None else None
+        return TriggerOutcome("timeout", message, last)
 
 
 def active_tasks(

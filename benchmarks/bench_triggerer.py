@@ -18,7 +18,12 @@ Measured:
 * CPU share: this process's CPU time / wall time of the run (1.0 = one core busy);
 * TCP connections the simulator saw opened, and requests per poll;
 * the longest event-loop stall, start-up included: a watchdog coroutine sleeps 5 ms in a loop
-  and records how late it wakes (Airflow's triggerer warns at 0.2 s; target under 50 ms).
+  and records how late it wakes (Airflow's triggerer warns at 0.2 s; target under 50 ms);
+* 1,000 triggers starting at once, side by side with Airflow's own: after our triggers, the
+  same loop starts as many of Airflow's ``DateTimeTrigger`` (providers.standard), created the
+  same way, all due a few seconds later; the longest stall of each start-up (ours: the
+  creation plus the first poll interval) and their ratio (issue 23's target: ours at most half
+  of Airflow's).
 
 Run: ``.venv/bin/python benchmarks/bench_triggerer.py [--quick] [--triggers N] [--poll S]``
 """
@@ -170,7 +175,9 @@ class GcPauses:
 
 @dataclass
 class PollTrace:
-    """Start and end of every ``find_task`` call (one poll), per hook (= per trigger).
+    """Start and end of every ``list_instance_tasks`` call (one poll: every instance here lists
+    20 tasks, one page), per hook (= per trigger's poll stream; a stream renews its hook every
+    ``CONFIG_TTL``, so a period is counted between two polls of the same hook only).
 
     A thin timing wrapper around the hook method; it changes nothing in what the hook does.
     """
@@ -180,7 +187,7 @@ class PollTrace:
     def install(self) -> Any:
         from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 
-        original = IoTDAAsyncHook.find_task
+        original = IoTDAAsyncHook.list_instance_tasks
         calls = self.calls
 
         async def traced(hook: Any, *args: Any, **kwargs: Any) -> Any:
@@ -190,8 +197,8 @@ class PollTrace:
             finally:
                 calls.setdefault(id(hook), []).append((started, time.perf_counter()))
 
-        IoTDAAsyncHook.find_task = traced  # type: ignore[method-assign,assignment]
-        return lambda: setattr(IoTDAAsyncHook, "find_task", original)
+        IoTDAAsyncHook.list_instance_tasks = traced  # type: ignore[method-assign,assignment]
+        return lambda: setattr(IoTDAAsyncHook, "list_instance_tasks", original)
 
     def durations(self) -> list[float]:
         return [end - start for polls in self.calls.values() for start, end in polls]
@@ -277,6 +284,58 @@ async def run_triggers(plan: Plan, deadline: float) -> dict[str, Any]:
     }
 
 
+async def run_datetime_triggers(count: int, due_in: float = 3.0) -> dict[str, Any]:
+    """``count`` of Airflow's ``DateTimeTrigger`` started at once, as :func:`run_triggers`
+    starts ours (serialised, created one by one in the loop, a greenback portal each), all due
+    ``due_in`` seconds later; the loop's stalls from the first creation to the last event."""
+    import importlib
+
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.sdk import timezone
+
+    greenback: Any = None
+    if os.environ.get("AIRFLOW_DISABLE_GREENBACK_PORTAL", "").lower() != "true":
+        import greenback
+
+    moment = timezone.utcnow() + dt.timedelta(seconds=due_in)
+    serialised = [DateTimeTrigger(moment=moment).serialize() for _ in range(count)]
+    origin = time.perf_counter()
+    watchdog = Watchdog()
+    watch = asyncio.create_task(watchdog.run(origin))
+    fired = 0
+
+    async def run_one(trigger: Any) -> None:
+        nonlocal fired
+        if greenback is not None:
+            await greenback.ensure_portal()
+        try:
+            async for _event in trigger.run():
+                fired += 1
+                break
+        finally:
+            await trigger.cleanup()
+
+    tasks = []
+    for classpath, kwargs in serialised:
+        await asyncio.sleep(0)
+        module, _, name = classpath.rpartition(".")
+        trigger = getattr(importlib.import_module(module), name)(**kwargs)
+        tasks.append(asyncio.create_task(run_one(trigger)))
+    await asyncio.wait(tasks, timeout=due_in + 60)
+    watchdog.running = False
+    await watch
+    worst = watchdog.worst or Stall(0, 0, 0, 0)
+    own = watchdog.worst_own or Stall(0, 0, 0, 0)
+    return {"fired": fired, "worst": worst, "own": own, "wall": time.perf_counter() - origin}
+
+
+async def run_both(plan: Plan, deadline: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ours, then as many of Airflow's ``DateTimeTrigger`` in the same loop."""
+    ours = await run_triggers(plan, deadline)
+    theirs = await run_datetime_triggers(plan.triggers)
+    return ours, theirs
+
+
 def main() -> None:
     parser = benchlib.common_args(__doc__ or "")
     parser.add_argument("--triggers", type=int, default=None, help="triggers (1000)")
@@ -357,7 +416,7 @@ def main() -> None:
         steal0 = benchlib.steal_seconds()
         if profiler is not None:
             profiler.enable()
-        result = asyncio.run(run_triggers(plan, deadline=deadline))
+        result, airflows = asyncio.run(run_both(plan, deadline=deadline))
         if profiler is not None:
             profiler.disable()
         steal = benchlib.steal_seconds() - steal0
@@ -448,6 +507,19 @@ def main() -> None:
             f"{periods[len(periods) // 2]:.3f} s, max "
             f"{periods[-1]:.3f} s (poll interval {poll:g} s)"
         )
+    ours_start = max((s.late for s in startup), default=0.0)
+    if watchdog.worst is not None and watchdog.worst.at < startup_window:
+        ours_start = max(ours_start, watchdog.worst.late)
+    theirs_start = airflows["worst"].late
+    start_ratio = ours_start / theirs_start if theirs_start > 0 else float("inf")
+    ours_own = max((s.busy for s in startup), default=0.0)
+    print(
+        f"{triggers} triggers starting at once, same loop: longest stall ours "
+        f"{ours_start * 1000:.0f} ms (creation + first interval), Airflow's DateTimeTrigger "
+        f"{theirs_start * 1000:.0f} ms ({airflows['fired']} fired in {airflows['wall']:.1f} s); "
+        f"ratio {start_ratio:.2f}; on-CPU part of the longest stall: ours "
+        f"{ours_own * 1000:.0f} ms, Airflow's {airflows['own'].busy * 1000:.0f} ms"
+    )
     print(f"trigger log lines went to {log_file}")
     if result["errors"]:
         print(f"errors: {result['errors']}")
@@ -473,6 +545,13 @@ def main() -> None:
         f"< {STALL_TARGET * 1000:.0f} ms (Airflow warns at {AIRFLOW_WARNS_AT * 1000:.0f})",
         worst_stall.late < STALL_TARGET,
         note=f"longest GC pass {gc_pauses.worst() * 1000:.0f} ms",
+    )
+    report.check(
+        f"{triggers} starting at once: longest stall, ours / Airflow's DateTimeTrigger",
+        f"{ours_start * 1000:.0f} ms / {theirs_start * 1000:.0f} ms = {start_ratio:.2f}",
+        "<= 0.5 (same run, same loop)",
+        start_ratio <= 0.5 and airflows["fired"] == triggers,
+        note=f"{airflows['fired']} DateTimeTriggers fired",
     )
     report.add("peak RSS of the loop's process", f"{peak_kb / 1024:.0f} MB")
     report.add(
@@ -510,6 +589,9 @@ def main() -> None:
         "created_s": result["created_s"],
         "poll_call_max_s": durations[-1] if durations else None,
         "poll_period_max_s": periods[-1] if periods else None,
+        "start_stall_ours_s": ours_start,
+        "start_stall_datetime_trigger_s": theirs_start,
+        "start_stall_ratio": start_ratio,
     }
     if profiler is not None:
         import pstats

@@ -6,37 +6,39 @@
 
 Both wait in the worker (poke mode) or in the triggerer (``deferrable=True``, the same
 :class:`~airflow_provider_iotda.triggers.iotda.IoTDAInstanceTaskTrigger` the sensor uses, with
-the same events); each look at the task is judged by :func:`airflow_provider_iotda.waiting.
-decide`, the sensor's rule.  Importing this module is cheap: the hooks (requests, httpx) and the
-trigger are imported when a task runs.
+the same events).  Either way the wait is the waiting engine's: the same poll stream
+(:mod:`airflow_provider_iotda.triggers.shared_poll`, sync in the worker), judged by
+:class:`airflow_provider_iotda.waiting.Wait`, ending in a
+:class:`~airflow_provider_iotda.waiting.TriggerOutcome` that ``execute_complete`` reads.
+Importing this module is cheap: the hooks (requests, httpx) and the trigger are imported when
+a task runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_iotda import validation
+from airflow_provider_iotda import clock, validation
 from airflow_provider_iotda.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
+from airflow_provider_iotda.hook_access import IoTDAHookMixin
 from airflow_provider_iotda.waiting import (
     DEFAULT_FAILURE_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
     TaskQuery,
     TriggerOutcome,
+    Wait,
     active_tasks,
-    decide,
     format_duration,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_iotda.hooks.iotda import IoTDAHook
     from airflow_provider_iotda.models import Instance, InstanceTask
 
 #: Default ``timeout``: a delayed resize waits up to a day for the operate window, then runs.
@@ -53,16 +55,6 @@ RUNNING_STATUSES = ("PENDING", "RUNNING")
 WAIT_XCOM_KEY = "iotda_wait"
 
 
-def _now() -> float:
-    """Wall-clock epoch seconds; patched in tests."""
-    return time.time()
-
-
-def _sleep(seconds: float) -> None:
-    """Wait between looks in poke mode; patched in tests."""
-    time.sleep(seconds)
-
-
 def _flavor_size(value: object) -> int:
     """``flavor_size``, also as the string of digits a template renders."""
     if isinstance(value, str) and value.strip().isdigit():
@@ -76,7 +68,7 @@ def _deferrable(value: object) -> bool:
     return validation.strict_bool(value, "deferrable")
 
 
-class _WaitForInstanceTask(BaseOperator):
+class _WaitForInstanceTask(IoTDAHookMixin, BaseOperator):
     """What both operators share: the hook, the connection, and waiting for one task."""
 
     ui_color = "#f3e5d8"
@@ -103,63 +95,53 @@ class _WaitForInstanceTask(BaseOperator):
         self.timeout = validation.positive_number(timeout, "timeout")
         if self.instance_id and not validation.is_template(self.instance_id):
             validation.instance_id(self.instance_id)
-        self._hook: IoTDAHook | None = None
-
-    @property
-    def hook(self) -> IoTDAHook:
-        """One hook (one HTTP session) per task execution."""
-        if self._hook is None:
-            from airflow_provider_iotda.hooks.iotda import IoTDAHook
-
-            self._hook = IoTDAHook(self.iotda_conn_id)
-        return self._hook
-
-    def _close_hook(self) -> None:
-        if self._hook is not None:
-            self._hook.close()
-            self._hook = None
 
     def _result(self, instance_id: str, task: dict[str, Any] | None, **extra: Any) -> Any:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> Any:
+        """Run the subclass's ``_execute`` with this execution's hook, closed at the end."""
+        try:
+            return self._execute(context)
+        finally:
+            self._close_hook()
+
+    def _execute(self, context: Context) -> Any:
         raise NotImplementedError
 
     # -- waiting -------------------------------------------------------------------------------
 
     def _wait(self, context: Context, query: TaskQuery, started: float, **extra: Any) -> Any:
-        """Wait for the task ``query`` names: defer, or look every ``poke_interval``."""
-        from airflow_provider_iotda.errors import IoTDAError
-        from airflow_provider_iotda.retry import is_retryable
+        """Wait for the task ``query`` names: defer, or poll every ``poke_interval`` here.
+
+        In the worker the wait is the trigger's, in sync form: the same poll stream
+        (:func:`~airflow_provider_iotda.triggers.shared_poll.iter_polls`), judged by the same
+        :class:`~airflow_provider_iotda.waiting.Wait`, ending in the same outcome, which
+        :meth:`execute_complete` turns into the result.
+        """
+        from airflow_provider_iotda.triggers.shared_poll import iter_polls
 
         if self.deferrable:
             self._defer(context, query, started, extra)
-        not_found = None if query.instance_task_id else NOT_LISTED_TIMEOUT
-        while True:
-            try:
-                task = self.hook.find_task(query)
-            except IoTDAError as exc:
-                if not is_retryable(exc):
-                    raise AirflowException(f"IoTDA call failed: {exc}") from exc
-                self.log.warning("IoTDA did not answer (%s); looking again later", exc)
-            else:
-                waited = _now() - started
-                decision = decide(
-                    task,
-                    query=query,
-                    success_statuses=DEFAULT_SUCCESS_STATUSES,
-                    failure_statuses=DEFAULT_FAILURE_STATUSES,
-                    waited=waited,
-                    not_found_timeout=not_found,
-                )
-                self.log.info("%s", decision.message)
-                if decision.state == "success" and decision.task is not None:
-                    return self._result(query.instance_id, decision.task.to_dict(), **extra)
-                if decision.state == "failed":
-                    raise AirflowFailException(decision.message)
-                if decision.state == "not_found":
-                    raise AirflowException(decision.message)
-            waited = _now() - started
-            if waited + self.poke_interval > self.timeout:
-                self._timed_out(query, waited)
-            _sleep(self.poke_interval)
+        wait = self._wait_for(query, started)
+        polls = iter_polls(self.hook, query.instance_id, self.poke_interval, wait.deadline)
+        for poll in polls:
+            step = wait.judge(poll, clock.now())
+            if step.line is not None:
+                getattr(self.log, step.level)("%s", step.line)
+            if step.outcome is not None:
+                return self._conclude(step.outcome, query.instance_id, extra)
+        raise AssertionError("unreachable: the poll stream never ends")  # pragma: no cover
+
+    def _wait_for(self, query: TaskQuery, started: float) -> Wait:
+        """The wait both modes share: default statuses, ``timeout`` from ``started``."""
+        return Wait(
+            query,
+            started_at=started,
+            deadline=started + self.timeout,
+            not_found_timeout=None if query.instance_task_id else NOT_LISTED_TIMEOUT,
+            transient="IoTDA did not answer this look ({error}); looking again later",
+        )
 
     def _timed_out(self, query: TaskQuery, waited: float) -> NoReturn:
         raise AirflowException(
@@ -172,12 +154,13 @@ class _WaitForInstanceTask(BaseOperator):
     ) -> NoReturn:
         from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
 
-        remaining = self.timeout - (_now() - started)
+        remaining = self.timeout - (clock.now() - started)
         if remaining <= 0:
-            self._timed_out(query, _now() - started)
+            self._timed_out(query, clock.now() - started)
         self.log.info("Deferring: waiting in the triggerer for %s", query.describe())
         resume = {"instance_id": query.instance_id, **extra}
         context["ti"].xcom_push(key=WAIT_XCOM_KEY, value=resume)
+        wait = self._wait_for(query, started)
         self.defer(
             trigger=IoTDAInstanceTaskTrigger(
                 iotda_conn_id=self.iotda_conn_id,
@@ -187,8 +170,8 @@ class _WaitForInstanceTask(BaseOperator):
                 created_after=query.created_after.isoformat() if query.created_after else None,
                 poll_interval=self.poke_interval,
                 started_at=started,
-                deadline=started + self.timeout,
-                not_found_timeout=None if query.instance_task_id else NOT_LISTED_TIMEOUT,
+                deadline=wait.deadline,
+                not_found_timeout=wait.not_found_timeout,
             ),
             method_name="execute_complete",
             kwargs=resume,
@@ -208,9 +191,13 @@ class _WaitForInstanceTask(BaseOperator):
             kept = context["ti"].xcom_pull(task_ids=self.task_id, key=WAIT_XCOM_KEY)
             resume = dict(kept) if isinstance(kept, dict) else {}
         instance_id = str(resume.pop("instance_id", ""))
-        extra = resume
         if outcome.status == "success":
             self.log.info("%s", outcome.message)
+        return self._conclude(outcome, instance_id, resume)
+
+    def _conclude(self, outcome: TriggerOutcome, instance_id: str, extra: dict[str, Any]) -> Any:
+        """The XCom of a success; raise what any other outcome means (both modes)."""
+        if outcome.status == "success":
             return self._result(instance_id, outcome.task, **extra)
         if outcome.status == "failed":
             raise AirflowFailException(outcome.message)
@@ -282,12 +269,6 @@ class IoTDAResizeInstanceOperator(_WaitForInstanceTask):
     def _result(self, instance_id: str, task: dict[str, Any] | None, **extra: Any) -> Any:
         return {"instance_id": instance_id, "order_id": extra.get("order_id"), "task": task}
 
-    def execute(self, context: Context) -> Any:
-        try:
-            return self._execute(context)
-        finally:
-            self._close_hook()
-
     def _execute(self, context: Context) -> Any:
         from airflow_provider_iotda.errors import IoTDAError
 
@@ -296,32 +277,12 @@ class IoTDAResizeInstanceOperator(_WaitForInstanceTask):
         wanted = f"{flavor_type} x {flavor_size}"
         hook = self.hook
         instance_id = hook.resolve_instance_id(self.instance_id or None)
-        started = _now()
+        started = clock.now()
         try:
             tasks = list(hook.iter_instance_tasks(instance_id))
-            running = active_tasks(tasks, "MODIFY", RUNNING_STATUSES)
-            for task in running:
-                target = task.target_flavor
-                if target is not None and target.same_as(flavor_type, flavor_size):
-                    self.log.info(
-                        "MODIFY task %s to %s is already %s on instance %s: waiting for it "
-                        "instead of ordering the resize again",
-                        task.task_id,
-                        wanted,
-                        task.status,
-                        instance_id,
-                    )
-                    return self._follow(context, instance_id, task.task_id, None, started)
-            if running:
-                other = running[0]
-                to = other.target_flavor.describe() if other.target_flavor else "another flavor"
-                raise AirflowFailException(
-                    f"Instance {instance_id} already has MODIFY task {other.task_id} "
-                    f"{other.status} (to {to}); not ordering {wanted} on top of it"
-                )
-            earlier = self._earlier_try_modify(context, tasks, flavor_type, flavor_size)
-            if earlier is not None:
-                return self._adopt_finished(context, instance_id, earlier, started)
+            adopted = self._adopt(context, instance_id, tasks, flavor_type, flavor_size, started)
+            if adopted is not None:
+                return adopted
             instance = hook.show_instance(instance_id)
             if instance.flavor is not None and instance.flavor.same_as(flavor_type, flavor_size):
                 self.log.info(
@@ -358,6 +319,44 @@ class IoTDAResizeInstanceOperator(_WaitForInstanceTask):
             instance_id, instance_task_type="MODIFY", created_after=ordered_at - CLOCK_SKEW
         )
         return self._wait(context, query, started, order_id=order_id)
+
+    def _adopt(
+        self,
+        context: Context,
+        instance_id: str,
+        tasks: list[InstanceTask],
+        flavor_type: str,
+        flavor_size: int,
+        started: float,
+    ) -> Any:
+        """What the task list says before anything is ordered: the result of waiting for (or
+        concluding from) a MODIFY to this flavor that is running or an earlier try's; ``None``
+        when a resize may be ordered.  A MODIFY to another flavor that is running fails."""
+        wanted = f"{flavor_type} x {flavor_size}"
+        running = active_tasks(tasks, "MODIFY", RUNNING_STATUSES)
+        for task in running:
+            target = task.target_flavor
+            if target is not None and target.same_as(flavor_type, flavor_size):
+                self.log.info(
+                    "MODIFY task %s to %s is already %s on instance %s: waiting for it "
+                    "instead of ordering the resize again",
+                    task.task_id,
+                    wanted,
+                    task.status,
+                    instance_id,
+                )
+                return self._follow(context, instance_id, task.task_id, None, started)
+        if running:
+            other = running[0]
+            to = other.target_flavor.describe() if other.target_flavor else "another flavor"
+            raise AirflowFailException(
+                f"Instance {instance_id} already has MODIFY task {other.task_id} "
+                f"{other.status} (to {to}); not ordering {wanted} on top of it"
+            )
+        earlier = self._earlier_try_modify(context, tasks, flavor_type, flavor_size)
+        if earlier is not None:
+            return self._adopt_finished(context, instance_id, earlier, started)
+        return None
 
     def _follow(
         self,
@@ -481,19 +480,13 @@ class IoTDARetryInstanceTaskOperator(_WaitForInstanceTask):
             "task": task,
         }
 
-    def execute(self, context: Context) -> Any:
-        try:
-            return self._execute(context)
-        finally:
-            self._close_hook()
-
     def _execute(self, context: Context) -> Any:
         from airflow_provider_iotda.errors import IoTDAError
 
         task_id = validation.instance_task_id(self.instance_task_id)
         hook = self.hook
         instance_id = hook.resolve_instance_id(self.instance_id or None)
-        started = _now()
+        started = clock.now()
         try:
             task = hook.show_instance_task(task_id, instance_id)
             if task.status in DEFAULT_FAILURE_STATUSES:

@@ -18,39 +18,33 @@ from airflow_provider_iotda.compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
+    bad_sensor_args_as_value_error,
     conf,
 )
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
+from airflow_provider_iotda.hook_access import IoTDAHookMixin
 from airflow_provider_iotda.waiting import (
     DEFAULT_FAILURE_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
     TaskQuery,
+    TriggerOutcome,
+    Wait,
     check_statuses,
-    decide,
     timeout_message,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_iotda.hooks.iotda import IoTDAHook
-
 #: Default for ``not_found_timeout``: how long a task that IoTDA does not list is tolerated.
 DEFAULT_NOT_FOUND_TIMEOUT = 600.0
-
-
-def _strict_bool(value: object, field: str) -> bool:
-    """A real ``True``/``False``: a string such as ``"no"`` would be truthy."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{field} must be True or False; got {value!r}")
-    return value
 
 
 def _given(value: object) -> bool:
     return value is not None and value != ""
 
 
-class IoTDAInstanceTaskSensor(BaseSensorOperator):
+class IoTDAInstanceTaskSensor(IoTDAHookMixin, BaseSensorOperator):
     """Wait until an IoTDA instance task (e.g. the MODIFY task of a resize) has finished.
 
     The task is named either by ``instance_task_id`` or by ``instance_task_type`` (the newest
@@ -106,12 +100,8 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
+        with bad_sensor_args_as_value_error():
             super().__init__(**kwargs)
-        except AirflowException as exc:
-            # Airflow 3.1 rejects a bad poke_interval, timeout or mode with AirflowException;
-            # 3.2+ with ValueError, which is what bad input raises everywhere here.
-            raise ValueError(str(exc)) from exc
         if _given(instance_task_id) == _given(instance_task_type):
             raise ValueError(
                 f"{self.task_id}: give exactly one of instance_task_id (a task ID) and "
@@ -136,9 +126,11 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
             if not_found_timeout is not None
             else None
         )
-        self.retry_on_failed_task = _strict_bool(retry_on_failed_task, "retry_on_failed_task")
+        self.retry_on_failed_task = validation.strict_bool(
+            retry_on_failed_task, "retry_on_failed_task"
+        )
         self.deferrable = (
-            _strict_bool(deferrable, "deferrable")
+            validation.strict_bool(deferrable, "deferrable")
             if deferrable is not None
             else conf.getboolean("operators", "default_deferrable", fallback=False)
         )
@@ -148,7 +140,6 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
                 f"(it is the trigger's poll interval); got {self.poke_interval!r}"
             )
         self._check_static_fields()
-        self._hook: IoTDAHook | None = None
         self._started_at: float | None = None
 
     def _check_static_fields(self) -> None:
@@ -168,20 +159,6 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
             validation.timestamp(self.created_after, "created_after")
 
     # -- shared pieces -------------------------------------------------------------------------
-
-    @property
-    def hook(self) -> IoTDAHook:
-        """One hook (one HTTP session) per task execution, so poke mode reuses connections."""
-        if self._hook is None:
-            from airflow_provider_iotda.hooks.iotda import IoTDAHook
-
-            self._hook = IoTDAHook(self.iotda_conn_id)
-        return self._hook
-
-    def _close_hook(self) -> None:
-        if self._hook is not None:
-            self._hook.close()
-            self._hook = None
 
     def _query(self) -> TaskQuery:
         """The rendered parameters, validated (``ValueError`` names the field)."""
@@ -223,40 +200,29 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
             self._close_hook()
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One list request; ``PokeReturnValue(True, task dict)`` once the task succeeded.
+        """One look at the task list, judged by the waiting engine (:class:`~airflow_provider_
+        iotda.waiting.Wait`); ``PokeReturnValue(True, task dict)`` once the task succeeded.
 
         In deferrable mode a task still waiting is not poked again here: the sensor defers
         (``TaskDeferred`` passes through the base class untouched) and the trigger polls.
         """
-        from airflow_provider_iotda.errors import IoTDAError
-        from airflow_provider_iotda.retry import is_retryable
+        from airflow_provider_iotda.triggers.shared_poll import poll_once
 
-        self._start(context)
+        started = self._start(context)
         query = self._query()
-        try:
-            task = self.hook.find_task(query)
-        except IoTDAError as exc:
-            if is_retryable(exc):
-                self.log.warning("IoTDA did not answer this poke (%s); poking again later", exc)
-                if self.deferrable:
-                    self._defer(query)
-                return False
-            raise AirflowException(f"IoTDA call failed: {exc}") from exc
-        decision = decide(
-            task,
-            query=query,
-            success_statuses=self.success_statuses,
-            failure_statuses=self.failure_statuses,
-            waited=self._waited(),
+        wait = Wait(
+            query,
+            self.success_statuses,
+            self.failure_statuses,
+            started_at=started,
             not_found_timeout=self.not_found_timeout,
+            transient="IoTDA did not answer this poke ({error}); poking again later",
         )
-        self.log.info("%s", decision.message)
-        if decision.state == "success" and decision.task is not None:
-            return PokeReturnValue(is_done=True, xcom_value=decision.task.to_dict())
-        if decision.state == "failed":
-            raise self._failed(decision.message)
-        if decision.state == "not_found":
-            raise AirflowException(decision.message)
+        step = wait.judge(poll_once(self.hook, query.instance_id), time.time())
+        if step.line is not None:
+            getattr(self.log, step.level)("%s", step.line)
+        if step.outcome is not None:
+            return PokeReturnValue(is_done=True, xcom_value=self._conclude(step.outcome))
         if self.deferrable:
             self._defer(query)
         return False
@@ -296,18 +262,20 @@ class IoTDAInstanceTaskSensor(BaseSensorOperator):
         ``never_fail`` to what is raised here, and turns a deferral timeout into
         ``AirflowSensorTimeout``.
         """
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"IoTDA trigger sent an unexpected event: {event!r}")
-        status = event["status"]
-        message = str(event.get("message") or "")
-        if status == "success":
-            self.log.info("%s", message)
-            return event.get("task")
-        if status == "failed":
-            raise self._failed(message)
-        if status == "timeout":
-            raise AirflowSensorTimeout(message)
-        # An error event: word it as poke mode words the same error.
-        if event.get("reason") == "iotda":
-            raise AirflowException(f"IoTDA call failed: {message}")
-        raise AirflowException(message or f"IoTDA trigger failed: {event!r}")
+        try:
+            outcome = TriggerOutcome.read(event)
+        except ValueError as exc:
+            raise AirflowException(str(exc)) from exc
+        if outcome.status == "success":
+            self.log.info("%s", outcome.message)
+        return self._conclude(outcome)
+
+    def _conclude(self, outcome: TriggerOutcome) -> Any:
+        """The task's dict for a success; raise what the outcome means otherwise."""
+        if outcome.status == "success":
+            return outcome.task
+        if outcome.status == "failed":
+            raise self._failed(outcome.message)
+        if outcome.status == "timeout":
+            raise AirflowSensorTimeout(outcome.message)
+        raise AirflowException(outcome.error_message)

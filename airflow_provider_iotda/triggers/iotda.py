@@ -15,60 +15,36 @@ Two ways to look at the task list, with the same events:
   for all the triggers waiting on it (:mod:`airflow_provider_iotda.triggers.shared_poll`) and
   hands every poll to :meth:`IoTDAInstanceTaskTrigger.filter_shared_stream`;
 * **standalone** (:meth:`IoTDAInstanceTaskTrigger.run`: Airflow 3.1 and 3.2, ``dag.test()``, a
-  trigger without an explicit ``instance_id``): the trigger polls by itself with
-  :class:`~airflow_provider_iotda.hooks.iotda_async.IoTDAAsyncHook` (one request per poll,
-  never blocking the event loop).
+  trigger without an explicit ``instance_id``): the trigger drives the same poll stream
+  (:func:`~airflow_provider_iotda.triggers.shared_poll.poll_instance`) by itself.
 
-The outcome of each poll comes from :func:`airflow_provider_iotda.waiting.decide`, the
-function the sensor's ``poke`` uses.
+Each poll is judged by :class:`airflow_provider_iotda.waiting.Wait` (the rule the sensor's
+``poke`` and the operators use), and the event is a
+:class:`~airflow_provider_iotda.waiting.TriggerOutcome`.  Every log line on the run path is
+written off the event loop (:func:`airflow_provider_iotda.compat.alog`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-import time
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Hashable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_iotda import task_events, validation
+from airflow_provider_iotda import clock, compat, task_events, validation
 from airflow_provider_iotda.compat import BaseEventTrigger, TriggerEvent
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
-from airflow_provider_iotda.errors import IoTDAError
-from airflow_provider_iotda.models import InstanceTask
-from airflow_provider_iotda.retry import is_retryable
 from airflow_provider_iotda.triggers.shared_poll import InstancePoll, poll_instance, stream_key
 from airflow_provider_iotda.waiting import (
     DEFAULT_FAILURE_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
     TaskQuery,
+    TriggerOutcome,
+    Wait,
     check_statuses,
-    decide,
-    timeout_message,
 )
 
 CLASSPATH = "airflow_provider_iotda.triggers.iotda.IoTDAInstanceTaskTrigger"
-
-
-def _now() -> float:
-    """Wall-clock epoch seconds (deadlines survive a triggerer restart); patched in tests."""
-    return time.time()
-
-
-async def _sleep(seconds: float) -> None:
-    """Wait between polls; patched in tests."""
-    await asyncio.sleep(seconds)
-
-
-def _first_poll_delay(poll_interval: float) -> float:
-    """A random share of one interval before the first poll; patched in tests.
-
-    The sensor has just poked when it defers, so polling at once would repeat that request; and
-    triggers deferred together (mapped sensors, a triggerer restart) would otherwise poll in
-    lock-step, in bursts that load IoTDA and the triggerer's garbage collector at once.
-    """
-    return random.uniform(0, poll_interval)
 
 
 class IoTDAInstanceTaskTrigger(BaseEventTrigger):
@@ -130,7 +106,7 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
         self.success_statuses = sorted(success)
         self.failure_statuses = sorted(failure)
         self.poll_interval = float(poll_interval)
-        self.started_at = float(started_at) if started_at is not None else _now()
+        self.started_at = float(started_at) if started_at is not None else clock.now()
         self.deadline = float(deadline) if deadline is not None else None
         self.not_found_timeout = float(not_found_timeout) if not_found_timeout is not None else None
 
@@ -180,167 +156,102 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
         self, shared_stream: AsyncIterator[Any]
     ) -> AsyncIterator[TriggerEvent]:
         """Judge each shared poll for this trigger's task; yield one event, as :meth:`run`."""
-        yield TriggerEvent(await self._outcome(self._follow(shared_stream)))  # type: ignore[no-untyped-call]
+        outcome = await self._outcome(self._shared(shared_stream))
+        yield TriggerEvent(outcome.to_event())  # type: ignore[no-untyped-call]
 
-    async def _follow(self, shared_stream: AsyncIterator[Any]) -> dict[str, Any]:
-        waiting = _Waiting(self, self._query(self.instance_id), log_changes_only=True)
-        while True:
-            poll = await self._next_poll(shared_stream)
-            if poll is None:  # the deadline passed before the next poll
-                return waiting.timed_out(_now())
-            if not isinstance(poll, InstancePoll):
-                raise TypeError(f"the shared stream sent {type(poll).__name__}, not InstancePoll")
-            if poll.tasks is None:
-                event = waiting.poll_failed(
-                    poll.error or "IoTDA poll failed", final=poll.final, reason=poll.reason
-                )
-            else:
-                event = waiting.found(waiting.query.find(poll.tasks), at=poll.polled_at)
-            if event is None:
-                event = waiting.overdue(_now())
-            if event is not None:
-                return event
-
-    async def _next_poll(self, shared_stream: AsyncIterator[Any]) -> Any:
-        """The next poll, or ``None`` once the deadline has passed without one."""
-        try:
-            if self.deadline is None:
-                return await anext(shared_stream)
-            remaining = self.deadline - _now()
-            if remaining <= 0:
-                return None
-            try:
-                async with asyncio.timeout(remaining):
-                    return await anext(shared_stream)
-            except TimeoutError:
-                return None
-        except StopAsyncIteration:
-            raise RuntimeError("the shared IoTDA poll ended") from None
+    async def _shared(self, shared_stream: AsyncIterator[Any]) -> TriggerOutcome:
+        """Follow the group's polls; log only what changed (1,000 triggers share them)."""
+        return await self._follow(shared_stream, self._wait_for(self.instance_id))
 
     # -- standalone -----------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task finishes, the deadline passes or an error; yield one event."""
-        yield TriggerEvent(await self._outcome(self._wait()))  # type: ignore[no-untyped-call]
+        outcome = await self._outcome(self._alone())
+        yield TriggerEvent(outcome.to_event())  # type: ignore[no-untyped-call]
 
-    async def _outcome(self, waiting: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-        """The event of a wait; errors become error events (the sensor must learn of them)."""
-        try:
-            return await waiting
-        except ValueError as exc:
-            return {"status": "error", "reason": "invalid", "message": str(exc)}
-        except Exception as exc:  # never die silently: the sensor must learn what happened
-            self.log.exception("IoTDA trigger failed unexpectedly")
-            return {
-                "status": "error",
-                "reason": "exception",
-                "message": f"IoTDA trigger failed: {type(exc).__name__}: {exc}",
-            }
+    async def _alone(self) -> TriggerOutcome:
+        """Drive the instance's poll stream alone (every look logged, not only changes)."""
+        instance = self.instance_id
+        if not instance:  # the connection names the instance
+            from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 
-    def _query(self, instance: str | None) -> TaskQuery:
-        return TaskQuery.build(
+            async with IoTDAAsyncHook(self.iotda_conn_id) as hook:
+                instance = await hook.resolve_instance_id(None)
+        wait = self._wait_for(instance, log_changes_only=False)
+        polls = poll_instance(
+            self.iotda_conn_id, wait.query.instance_id, self.poll_interval, self.deadline
+        )
+        async with contextlib.aclosing(polls):
+            # The stream itself waits no later than the deadline, and polls once more then.
+            return await self._follow(polls, wait, paced_to_deadline=True)
+
+    # -- both -----------------------------------------------------------------------------------
+
+    def _wait_for(self, instance: str | None, *, log_changes_only: bool = True) -> Wait:
+        """This trigger's wait (``ValueError`` naming the field for a bad instance or task)."""
+        query = TaskQuery.build(
             instance,
             instance_task_id=self.instance_task_id,
             instance_task_type=self.instance_task_type,
             created_after=self.created_after,
         )
-
-    async def _wait(self) -> dict[str, Any]:
-        from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
-
-        async with IoTDAAsyncHook(self.iotda_conn_id) as hook:
-            instance = await hook.resolve_instance_id(self.instance_id)
-            waiting = _Waiting(self, self._query(instance))
-            query = waiting.query
-            delay = _first_poll_delay(self.poll_interval)
-            if self.deadline is not None:
-                delay = min(delay, max(0.0, self.deadline - _now()))
-            if delay > 0:
-                await _sleep(delay)
-            while True:
-                poll_started = _now()
-                try:
-                    task = await hook.find_task(query)
-                except IoTDAError as exc:
-                    event = waiting.poll_failed(str(exc), final=not is_retryable(exc))
-                else:
-                    event = waiting.found(task, at=_now())
-                now = _now()
-                event = event or waiting.overdue(now)
-                if event is not None:
-                    return event
-                # Polls start every poll_interval (the poll's own duration is not added on), so a
-                # task is seen within one interval of finishing, however slow the answers are.
-                pause = max(0.0, poll_started + self.poll_interval - now)
-                if self.deadline is not None:
-                    pause = min(pause, self.deadline - now)
-                await _sleep(pause)
-
-
-@dataclass
-class _Waiting:
-    """One trigger's wait: what each look at the task list means (both ways of looking)."""
-
-    trigger: IoTDAInstanceTaskTrigger
-    query: TaskQuery
-    last_seen: InstanceTask | None = None
-    #: Log a look only when what it found differs from the previous look (shared polls: 1,000
-    #: triggers would otherwise write 1,000 unchanged lines per interval); else every look.
-    log_changes_only: bool = False
-    _last_logged: tuple[str | None, str | None, int | None] | None = None
-
-    def found(self, task: InstanceTask | None, *, at: float) -> dict[str, Any] | None:
-        """The event for what a successful look at ``at`` (epoch s) found, or ``None``."""
-        trigger = self.trigger
-        self.last_seen = task or self.last_seen
-        seen = (task.task_id, task.status, task.progress) if task is not None else (None,) * 3
-        decision = decide(
-            task,
-            query=self.query,
-            success_statuses=trigger.success_statuses,
-            failure_statuses=trigger.failure_statuses,
-            waited=at - trigger.started_at,
-            not_found_timeout=trigger.not_found_timeout,
+        return Wait(
+            query,
+            self.success_statuses,
+            self.failure_statuses,
+            started_at=self.started_at,
+            deadline=self.deadline,
+            not_found_timeout=self.not_found_timeout,
+            log_changes_only=log_changes_only,
         )
-        if decision.done or not self.log_changes_only or seen != self._last_logged:
-            trigger.log.info("%s", decision.message)
-            self._last_logged = seen
-        if decision.state == "not_found":
-            return {"status": "error", "reason": "not_found", "message": decision.message}
-        if decision.done and decision.task is not None:
-            return {
-                "status": decision.state,
-                "task": decision.task.to_dict(),
-                "message": decision.message,
-            }
-        return None
 
-    def poll_failed(
-        self, message: str, *, final: bool, reason: str | None = None
-    ) -> dict[str, Any] | None:
-        """The error event of a look that failed for good, or ``None`` (logged): poll on."""
-        if final:
-            return {"status": "error", "reason": reason or "iotda", "message": message}
-        self.trigger.log.warning("IoTDA did not answer this poll (%s); polling on", message)
-        return None
+    async def _follow(
+        self, polls: AsyncIterator[Any], wait: Wait, *, paced_to_deadline: bool = False
+    ) -> TriggerOutcome:
+        """Judge poll after poll until the wait is over; log each step off the event loop.
 
-    def overdue(self, now: float) -> dict[str, Any] | None:
-        """The timeout event once the deadline has passed, else ``None``."""
-        deadline = self.trigger.deadline
-        if deadline is not None and now >= deadline:
-            return self.timed_out(now)
-        return None
+        A shared stream knows nothing of this trigger's deadline: the wait for its next poll
+        is cut at the deadline (unless ``paced_to_deadline``: the trigger's own stream).
+        """
+        while True:
+            poll = await (anext(polls) if paced_to_deadline else self._next_poll(polls))
+            if poll is None:  # the deadline passed before the next poll
+                return wait.timed_out(clock.now())
+            if not isinstance(poll, InstancePoll):
+                raise TypeError(f"the shared stream sent {type(poll).__name__}, not InstancePoll")
+            step = wait.judge(poll, clock.now())
+            if step.line is not None:
+                await compat.alog(self.log, step.level, "%s", step.line)
+            if step.outcome is not None:
+                return step.outcome
 
-    def timed_out(self, now: float) -> dict[str, Any]:
-        trigger = self.trigger
-        deadline = trigger.deadline if trigger.deadline is not None else now
-        return {
-            "status": "timeout",
-            "message": timeout_message(
-                self.query, now - trigger.started_at, deadline - trigger.started_at
-            ),
-            "task": self.last_seen.to_dict() if self.last_seen is not None else None,
-        }
+    async def _next_poll(self, polls: AsyncIterator[Any]) -> Any:
+        """The next poll, or ``None`` once the deadline has passed without one."""
+        try:
+            if self.deadline is None:
+                return await anext(polls)
+            remaining = self.deadline - clock.now()
+            if remaining <= 0:
+                return None
+            try:
+                async with asyncio.timeout(remaining):
+                    return await anext(polls)
+            except TimeoutError:
+                return None
+        except StopAsyncIteration:
+            raise RuntimeError("the shared IoTDA poll ended") from None
+
+    async def _outcome(self, waiting: Awaitable[TriggerOutcome]) -> TriggerOutcome:
+        """The outcome of a wait; errors become error outcomes (the sensor must learn of them)."""
+        try:
+            return await waiting
+        except ValueError as exc:
+            return TriggerOutcome.error("invalid", str(exc))
+        except Exception as exc:  # never die silently: the sensor must learn what happened
+            await compat.alog(self.log, "error", "IoTDA trigger failed unexpectedly", exc=exc)
+            message = f"IoTDA trigger failed: {type(exc).__name__}: {exc}"
+            return TriggerOutcome.error("exception", message)
 
 
 EVENT_CLASSPATH = "airflow_provider_iotda.triggers.iotda.IoTDAInstanceTaskEventTrigger"
@@ -363,19 +274,17 @@ class _MemoryStore:
         self._trigger = trigger
         self._key = key
         self._store = getattr(trigger, "asset_state_store", None)
-        if self._store is None:
-            trigger.log.info(
-                "No asset state store (Airflow %s): the watcher remembers reported tasks in "
-                "memory only; after a triggerer restart it takes a new first look",
-                _airflow_version(),
-            )
 
     @property
     def durable(self) -> bool:
         return self._store is not None
 
-    def _give_up(self, action: str, exc: Exception) -> None:
-        self._trigger.log.warning(
+    async def _log(self, level: str, msg: str, *args: object) -> None:
+        await compat.alog(self._trigger.log, level, msg, *args)
+
+    async def _give_up(self, action: str, exc: Exception) -> None:
+        await self._log(
+            "warning",
             "Could not %s the asset state store (%s: %s); the watcher remembers reported tasks "
             "in memory only",
             action,
@@ -386,16 +295,25 @@ class _MemoryStore:
 
     async def load(self) -> task_events.Memory | None:
         if self._store is None:
+            await self._log(
+                "info",
+                "No asset state store (Airflow %s): the watcher remembers reported tasks in "
+                "memory only; after a triggerer restart it takes a new first look",
+                _airflow_version(),
+            )
             return None
         try:
             value = await self._store.aget(self._key, None)
         except Exception as exc:  # ValueError: one trigger watches several assets
-            self._give_up("read", exc)
+            await self._give_up("read", exc)
             return None
         memory = task_events.Memory.from_json(value)
         if value is not None and memory is None:
-            self._trigger.log.warning(
-                "Ignoring unreadable state %r under %s: taking a first look", value, self._key
+            await self._log(
+                "warning",
+                "Ignoring unreadable state %r under %s: taking a first look",
+                value,
+                self._key,
             )
         return memory
 
@@ -405,7 +323,7 @@ class _MemoryStore:
         try:
             await self._store.aset(self._key, memory.to_json())
         except Exception as exc:
-            self._give_up("write", exc)
+            await self._give_up("write", exc)
 
 
 def _airflow_version() -> str:
@@ -522,28 +440,39 @@ class IoTDAInstanceTaskEventTrigger(BaseEventTrigger):
         memory = await store.load()
         saved = memory
         if memory is not None:
-            self.log.info(
+            await compat.alog(
+                self.log,
+                "info",
                 "Watching instance %s; %d task(s) remembered from before",
                 self.instance_id,
                 len(memory.statuses),
             )
         async for poll in polls:
             if poll.tasks is None:
-                level = self.log.error if poll.final else self.log.warning
-                level("Could not list the tasks of instance %s: %s", self.instance_id, poll.error)
+                await compat.alog(
+                    self.log,
+                    "error" if poll.final else "warning",
+                    "Could not list the tasks of instance %s: %s",
+                    self.instance_id,
+                    poll.error,
+                )
                 continue
             result = task_events.look(memory, poll.tasks, spec)
             if memory is None:
                 history = sum(
                     1 for t in poll.tasks if spec.watches(t) and t.status in spec.statuses
                 )
-                self.log.info(
+                await compat.alog(
+                    self.log,
+                    "info",
                     "First look at instance %s: %d finished task(s) are history, not news",
                     self.instance_id,
                     history,
                 )
             for news in result.news:
-                self.log.info(
+                await compat.alog(
+                    self.log,
+                    "info",
                     "%s task %s of instance %s is %s",
                     news.task.type,
                     news.task.task_id,
@@ -553,7 +482,7 @@ class IoTDAInstanceTaskEventTrigger(BaseEventTrigger):
                 yield TriggerEvent(task_events.event_payload(self.instance_id, news))  # type: ignore[no-untyped-call]
             memory = result.memory
             if result.news and store.durable:
-                await _sleep(PERSIST_GRACE)
+                await clock.sleep(PERSIST_GRACE)
             if memory != saved:
                 await store.save(memory)
                 saved = memory

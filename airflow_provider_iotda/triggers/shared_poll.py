@@ -14,61 +14,31 @@ delegates it here and all of them understand the same :class:`InstancePoll`.
 Nothing here raises to the manager: a poll that failed is an :class:`InstancePoll` with
 ``error`` set (``final`` when retrying will not help), and the loop polls on at its cadence
 until the manager cancels it (when the last trigger of the group leaves).
+
+The same stream serves every other wait: a trigger that polls alone (Airflow 3.1/3.2,
+``dag.test()``) drives :func:`poll_instance` itself, and the operators' and the sensor's waits in
+a worker use its sync form, :func:`iter_polls` / :func:`poll_once`.  Each poll is judged by
+:class:`airflow_provider_iotda.waiting.Wait`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import AsyncGenerator, Iterator
+from typing import TYPE_CHECKING
 
-from airflow_provider_iotda import validation
+from airflow_provider_iotda import clock, validation
 from airflow_provider_iotda.errors import IoTDAError
-from airflow_provider_iotda.models import InstanceTask
-from airflow_provider_iotda.retry import is_retryable
+from airflow_provider_iotda.waiting import FailureReason, InstancePoll
 
 if TYPE_CHECKING:
+    from airflow_provider_iotda.hooks.iotda import IoTDAHook
     from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 
 log = logging.getLogger(__name__)
 
 #: First element of every key: no other provider's trigger can share our polls by accident.
 KEY_PREFIX = "airflow_provider_iotda.instance_tasks"
-
-#: Why a poll failed, as the trigger's error events say it: ``"iotda"``: IoTDA answered with an
-#: error (or not at all); ``"invalid"``: the connection or instance is not valid;
-#: ``"exception"``: anything else (a missing connection, a bug).
-FailureReason = Literal["iotda", "invalid", "exception"]
-
-
-@dataclass(frozen=True)
-class InstancePoll:
-    """One look at an instance's task list, as every subscriber of the stream receives it.
-
-    :param instance_id: the instance polled.
-    :param tasks: every task the instance lists (all pages); ``None`` when the poll failed.
-    :param error: why the poll failed (a message without secrets); ``None`` when it worked.
-    :param final: the failure will not heal by polling again (400/401/403/404 from IoTDA, an
-        invalid or missing connection); transient failures (throttling, 5xx, timeouts) are not.
-    :param polled_at: epoch seconds when the poll started.
-    :param reason: the kind of failure (see :data:`FailureReason`); ``None`` when it worked.
-    """
-
-    instance_id: str
-    tasks: tuple[InstanceTask, ...] | None
-    error: str | None = None
-    final: bool = False
-    polled_at: float = 0.0
-    reason: FailureReason | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the poll listed the tasks."""
-        return self.tasks is not None
 
 
 def stream_key(iotda_conn_id: str, instance_id: str, poll_interval: float) -> tuple[str, ...]:
@@ -85,47 +55,29 @@ def stream_key(iotda_conn_id: str, instance_id: str, poll_interval: float) -> tu
     )
 
 
-def _now() -> float:
-    """Wall-clock epoch seconds; patched in tests."""
-    return time.time()
-
-
-async def _sleep(seconds: float) -> None:
-    """Wait between polls; patched in tests."""
-    await asyncio.sleep(seconds)
-
-
-def _first_poll_delay(poll_interval: float) -> float:
-    """A random share of one interval before a stream's first poll; patched in tests.
-
-    The sensor has just poked when it defers, and after a triggerer restart every stream starts
-    at once: a random phase spreads the streams' polls over the interval instead of sending
-    them in one burst each interval.
-    """
-    return random.uniform(0, poll_interval)
-
-
 async def poll_instance(
-    iotda_conn_id: str, instance_id: str, poll_interval: float
-) -> AsyncIterator[InstancePoll]:
+    iotda_conn_id: str, instance_id: str, poll_interval: float, deadline: float | None = None
+) -> AsyncGenerator[InstancePoll, None]:
     """List ``instance_id``'s tasks every ``poll_interval`` seconds, forever; one poll each time.
 
     Polls start every ``poll_interval`` seconds (a slow answer does not shift the cadence),
-    after a random first delay of up to one interval.  Each poll is one request per page (plus
-    the hook's retries) on the loop's shared client.  The connection comes from the loop's
-    cache and is read again every ``CONFIG_TTL`` seconds and after a final error, so edited
-    or rotated credentials are picked up.  Never raises and never ends on its own.
+    after a random first delay of up to one interval (:func:`~airflow_provider_iotda.clock.
+    first_poll_delay`).  Each poll is one request per page (plus the hook's retries) on the
+    loop's shared client.  The connection comes from the loop's cache and is read again every
+    ``CONFIG_TTL`` seconds and after a final error, so edited or rotated credentials are picked
+    up.  Never raises and never ends on its own.  With a ``deadline`` (epoch s; a trigger that
+    polls alone) no wait goes past it, so the last poll is made at the deadline.
     """
     from airflow_provider_iotda.hooks import iotda_async
 
     hook: iotda_async.IoTDAAsyncHook | None = None
     renew_at = 0.0
-    delay = _first_poll_delay(poll_interval)
+    delay = _until(clock.first_poll_delay(poll_interval), deadline)
     if delay > 0:
-        await _sleep(delay)
+        await clock.sleep(delay)
     try:
         while True:
-            started = _now()
+            started = clock.now()
             try:
                 if hook is None or started >= renew_at:
                     # The new hook is entered before the old one leaves: the loop's shared
@@ -138,43 +90,80 @@ async def poll_instance(
                         await old.aclose()
                 poll = await _poll_once(hook, instance_id, started)
             except Exception as exc:  # a hook that cannot even be built (bad conn_id)
-                poll = _failed(instance_id, started, exc)
+                poll = await _failed(instance_id, started, exc)
             if poll.final:
                 # Read the connection again before the next poll: it may have been fixed.
                 iotda_async.forget_connection(iotda_conn_id)
                 renew_at = 0.0
             yield poll
-            await _sleep(max(0.0, started + poll_interval - _now()))
+            await clock.sleep(_until(started + poll_interval - clock.now(), deadline))
     finally:
         if hook is not None:
             await hook.aclose()
+
+
+def _until(pause: float, deadline: float | None) -> float:
+    """``pause``, cut short at ``deadline``; never negative."""
+    if deadline is not None:
+        pause = min(pause, deadline - clock.now())
+    return max(0.0, pause)
 
 
 async def _poll_once(hook: IoTDAAsyncHook, instance_id: str, started: float) -> InstancePoll:
     try:
         tasks = tuple([task async for task in hook.iter_instance_tasks(instance_id)])
     except Exception as exc:
-        return _failed(instance_id, started, exc)
+        return await _failed(instance_id, started, exc)
     return InstancePoll(instance_id=instance_id, tasks=tasks, polled_at=started)
 
 
-def _failed(instance_id: str, started: float, exc: Exception) -> InstancePoll:
-    """The poll for a failure, in the words the trigger's error events use."""
-    reason: FailureReason
-    if isinstance(exc, IoTDAError):
-        # Transient ones are logged by each trigger ("polling on"), as without sharing.
-        reason, final, message = "iotda", not is_retryable(exc), str(exc)
-    elif isinstance(exc, ValueError):
-        reason, final, message = "invalid", True, str(exc)
-    else:
-        log.exception("Polling instance %s failed unexpectedly", instance_id)
-        reason, final = "exception", True
-        message = f"IoTDA trigger failed: {type(exc).__name__}: {exc}"
-    return InstancePoll(
-        instance_id=instance_id,
-        tasks=None,
-        error=message,
-        final=final,
-        polled_at=started,
-        reason=reason,
-    )
+async def _failed(instance_id: str, started: float, exc: Exception) -> InstancePoll:
+    """The poll for a failure; an unexpected one is logged (off the event loop)."""
+    poll = InstancePoll.failed(instance_id, started, exc)
+    if poll.reason == "exception":
+        from airflow_provider_iotda import compat
+
+        await compat.alog(
+            log, "error", "Polling instance %s failed unexpectedly", instance_id, exc=exc
+        )
+    return poll
+
+
+# -- the same stream in a worker (sync) -------------------------------------------------------
+
+
+def poll_once(hook: IoTDAHook, instance_id: str) -> InstancePoll:
+    """One look at ``instance_id``'s task list with the sync hook.
+
+    An ``IoTDAError`` becomes a failed poll (``final`` when retrying will not help), as in
+    :func:`poll_instance`; anything else (a bad connection, a bug) propagates to the task.
+    """
+    started = clock.now()
+    try:
+        tasks = tuple(hook.iter_instance_tasks(instance_id))
+    except IoTDAError as exc:
+        return InstancePoll.failed(instance_id, started, exc)
+    return InstancePoll(instance_id=instance_id, tasks=tasks, polled_at=started)
+
+
+def iter_polls(
+    hook: IoTDAHook, instance_id: str, poll_interval: float, deadline: float | None = None
+) -> Iterator[InstancePoll]:
+    """:func:`poll_instance`'s cadence in a worker: a poll now, then every ``poll_interval``
+    seconds; the last wait is cut short at ``deadline`` (epoch s) so that a final poll is made
+    at the deadline.  Ends only when the caller stops iterating."""
+    while True:
+        poll = poll_once(hook, instance_id)
+        yield poll
+        clock.sleep_sync(_until(poll.polled_at + poll_interval - clock.now(), deadline))
+
+
+__all__ = [
+    "KEY_PREFIX",
+    "FailureReason",
+    "InstancePoll",
+    "iter_polls",
+    "poll_instance",
+    "poll_once",
+    "stream_key",
+]

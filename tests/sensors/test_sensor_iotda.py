@@ -32,11 +32,17 @@ from airflow_provider_iotda import config
 from airflow_provider_iotda.compat import (
     AirflowException,
     AirflowFailException,
-    AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
-    TaskDeferred,
 )
+
+try:
+    from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
+except ImportError:  # Airflow 3.1: only in airflow.exceptions
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowRescheduleException,
+        TaskDeferred,
+    )
 from airflow_provider_iotda.sensors import iotda as sensor_module
 from airflow_provider_iotda.sensors.iotda import IoTDAInstanceTaskSensor
 from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
@@ -545,15 +551,15 @@ def test_deferrable_first_poke_error_with_silent_fail_pokes_again_then_defers(
 
     monkeypatch.setattr("time.sleep", lambda seconds: None)
     calls = {"n": 0}
-    real = hook_module.IoTDAHook.find_task
+    real = hook_module.IoTDAHook.iter_instance_tasks
 
-    def flaky(self: Any, query: Any) -> Any:
+    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("a bug in the first poke")
-        return real(self, query)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(hook_module.IoTDAHook, "find_task", flaky)
+    monkeypatch.setattr(hook_module.IoTDAHook, "iter_instance_tasks", flaky)
     requests_mock.get(TASKS_URL, json=history("RUNNING"))
     with pytest.raises(TaskDeferred):
         make_sensor(deferrable=True, silent_fail=True, poke_interval=5).execute({})

@@ -12,6 +12,7 @@ import pytest
 from iotda_async_fakes import FakeClock, ScriptedIoTDA
 from iotda_test_values import TEST_INSTANCE, page, task_json
 
+from airflow_provider_iotda import clock as clock_module
 from airflow_provider_iotda import compat, task_events
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.triggers import iotda as trigger_module
@@ -328,7 +329,7 @@ def test_run_polls_every_page_and_fires_for_a_task_on_a_later_page(
     async def no_wait(seconds: float) -> None:
         return None
 
-    monkeypatch.setattr(shared_poll, "_sleep", no_wait)
+    monkeypatch.setattr(clock_module, "sleep", no_wait)
     full = page(
         *[task_json(f"{i:08x}-0000-4000-8000-{i:012x}", "SUCCESS") for i in range(500, 0, -1)]
     )

@@ -12,13 +12,11 @@ from iotda_async_fakes import FakeClock, ScriptedIoTDA, shared_state
 from iotda_test_values import MODIFY_ID, TASKS_URL, TEST_INSTANCE, TEST_SK, history, page_json
 from iotda_test_values import pending_task as task_json
 
+from airflow_provider_iotda import clock
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 from airflow_provider_iotda.triggers import shared_poll
 from airflow_provider_iotda.triggers.shared_poll import InstancePoll, poll_instance, stream_key
-from airflow_provider_iotda.triggers.shared_poll import (
-    _first_poll_delay as real_first_poll_delay,  # bound before the autouse patch
-)
 
 START = 1_700_000_000.0
 OTHER_INSTANCE = "6b6f5c3e-1f1a-4e55-9d5a-0123456789ac"
@@ -100,18 +98,12 @@ def test_polls_list_every_task_at_a_fixed_cadence(
 def test_first_poll_waits_a_random_share_of_one_interval(
     iotda_api: ScriptedIoTDA, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared_poll, "_first_poll_delay", lambda interval: interval / 4)
+    monkeypatch.setattr(clock, "first_poll_delay", lambda interval: interval / 4)
     fake_clock.now = START
     iotda_api.script = [history("PENDING")]
     polls = take_polls(2, poll_interval=8)
     assert fake_clock.sleeps == [2, 8]
     assert polls[0].polled_at == START + 2
-
-
-def test_real_first_poll_delay_is_within_one_interval() -> None:
-    delays = [real_first_poll_delay(10.0) for _ in range(200)]
-    assert all(0 <= d <= 10.0 for d in delays)
-    assert len(set(delays)) > 150
 
 
 def test_a_slow_answer_does_not_shift_the_cadence(

@@ -22,12 +22,9 @@ from iotda_test_values import (
 from iotda_test_values import pending_task as task_json
 from structlog.testing import capture_logs
 
+from airflow_provider_iotda import clock
 from airflow_provider_iotda.hooks import iotda_async
-from airflow_provider_iotda.triggers import iotda as trigger_module
 from airflow_provider_iotda.triggers.iotda import CLASSPATH, IoTDAInstanceTaskTrigger
-from airflow_provider_iotda.triggers.iotda import (
-    _first_poll_delay as real_first_poll_delay,  # bound before the autouse patch
-)
 
 START = 1_700_000_000.0
 
@@ -116,7 +113,7 @@ def test_first_poll_is_spread_over_one_interval(
         offsets.append(interval)
         return 12.5
 
-    monkeypatch.setattr(trigger_module, "_first_poll_delay", delay)
+    monkeypatch.setattr(clock, "first_poll_delay", delay)
     fake_clock.now = START
     iotda_api.script = [history("RUNNING"), history("SUCCESS")]
     event = run_trigger(make_trigger(poll_interval=30))
@@ -126,24 +123,18 @@ def test_first_poll_is_spread_over_one_interval(
     assert len(iotda_api.requests) == 2
 
 
-def test_first_poll_delay_is_within_one_interval() -> None:
-    delays = [real_first_poll_delay(10.0) for _ in range(200)]
-    assert all(0 <= d <= 10.0 for d in delays)
-    assert len(set(delays)) > 150  # random, not a constant
-
-
 def test_polls_keep_their_cadence_when_answers_are_slow(
     iotda_api: ScriptedIoTDA, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each poll starts poll_interval after the previous one started: a 4 s answer shortens the
     pause to 26 s, so a finished task is seen within one interval, not interval + answer time."""
-    real_find = iotda_async.IoTDAAsyncHook.find_task
+    real_list = iotda_async.IoTDAAsyncHook.list_instance_tasks
 
-    async def slow_find(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def slow_list(self: Any, *args: Any, **kwargs: Any) -> Any:
         fake_clock.now += 4.0  # the answer takes 4 s
-        return await real_find(self, *args, **kwargs)
+        return await real_list(self, *args, **kwargs)
 
-    monkeypatch.setattr(iotda_async.IoTDAAsyncHook, "find_task", slow_find)
+    monkeypatch.setattr(iotda_async.IoTDAAsyncHook, "list_instance_tasks", slow_list)
     fake_clock.now = START
     iotda_api.script = [history("PENDING"), history("RUNNING"), history("SUCCESS")]
     event = run_trigger(make_trigger(poll_interval=30))

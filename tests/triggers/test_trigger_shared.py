@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from airflow.triggers.base import BaseTrigger
 from iotda_async_fakes import FakeClock, ScriptedIoTDA, collect, run_shared, shared_state
 from iotda_test_values import MODIFY_ID, OLD_MODIFY_ID, TEST_INSTANCE, TEST_SK, history, page
 from iotda_test_values import pending_task as task_json
@@ -149,7 +150,7 @@ def test_no_key_means_the_standalone_run(kwargs: dict[str, Any]) -> None:
 
 
 @pytest.mark.skipif(
-    not hasattr(compat.BaseTrigger, "supports_triggerer_queue"),
+    not hasattr(BaseTrigger, "supports_triggerer_queue"),
     reason="triggerer queues are new in Airflow 3.2",
 )
 def test_deferring_registers_the_task_queue(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -183,3 +183,11 @@ def test_async_hooks_of_a_loop_share_the_offset(
     text = logs.text() + out.out + out.err
     assert text.count("Fix the clock (NTP)") == 1
     assert "ahead of IoTDA's" in text
+
+
+def test_first_poll_delay_is_a_random_share_of_one_interval() -> None:
+    from airflow_provider_iotda.clock import first_poll_delay
+
+    delays = [first_poll_delay(10.0) for _ in range(200)]
+    assert all(0 <= d <= 10.0 for d in delays)
+    assert len(set(delays)) > 150  # random, not a constant
