@@ -265,7 +265,7 @@ def _sql_hook(conn_id: str) -> tuple[DbApiHook, Connection]:
     connection = BaseHook.get_connection(conn_id)
     conn_type = connection.conn_type
     try:
-        hook = connection.get_hook()
+        hook = connection.get_hook()  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise AirflowFailException(
             f"sql_conn_id {conn_id!r} is a connection of type {conn_type!r}, which has no hook "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from airflow_provider_iotda.compat import AirflowException, AirflowFailException
 from airflow_provider_iotda.simulator import IoTDASimulator
 from airflow_provider_iotda.transfers.iotda_to_sql import IoTDAInstanceTasksToSqlOperator
-from airflow_provider_iotda.transfers.sql_history import read_time
+from airflow_provider_iotda.transfers.sql_history import create_table_sql, read_time
 
 from .conftest import BUSY, PROJECT, QUIET, SK, SQL_CONN_ID, Clock, Database
 
@@ -150,7 +151,8 @@ def test_a_rerun_with_nothing_new_changes_only_last_seen_at(
 
     after = table_rows(database)
     assert (summary["inserted"], summary["updated"], summary["status_changes"]) == (0, 0, 0)
-    assert summary["tasks_seen"] == 6 and summary["gaps"] == []
+    assert summary["tasks_seen"] == 6
+    assert summary["gaps"] == []
     assert history(database) == history_before
     assert set(after) == set(before)
     for task_id, row in after.items():
@@ -182,16 +184,21 @@ def test_more_than_20_new_tasks_between_two_runs_is_a_gap_recorded_and_reported_
     shown = listing(sim, BUSY)
     assert len(shown) == 20
     oldest_listed = min(t["create_time"] for t in shown)
-    assert summary["gaps"] == [{"instance_id": BUSY, "after": newest_stored, "before": oldest_listed}]
+    expected = {"instance_id": BUSY, "after": newest_stored, "before": oldest_listed}
+    assert summary["gaps"] == [expected]
     gaps = database.rows(
         f"SELECT project_id, instance_id, gap_after, gap_before, detected_at FROM {TABLE}_gaps"
     )
-    assert [(g[0], g[1], api(read_time(g[2])), api(read_time(g[3])), read_time(g[4])) for g in gaps] == [
-        (PROJECT, BUSY, newest_stored, oldest_listed, clock.now)
-    ]  # fmt: skip
+    stored = [
+        (g[0], g[1], api(read_time(g[2])), api(read_time(g[3])), read_time(g[4])) for g in gaps
+    ]
+    assert stored == [(PROJECT, BUSY, newest_stored, oldest_listed, clock.now)]
     warning = [line for line in capsys.readouterr().out.splitlines() if "may be lost" in line]
-    assert len(warning) == 1 and "warning" in warning[0]
-    assert BUSY in warning[0] and newest_stored in warning[0] and oldest_listed in warning[0]
+    assert len(warning) == 1
+    assert "warning" in warning[0]
+    assert BUSY in warning[0]
+    assert newest_stored in warning[0]
+    assert oldest_listed in warning[0]
     # what IoTDA no longer lists stays untouched
     rows = table_rows(database)
     assert old_ids <= set(rows)
@@ -199,7 +206,8 @@ def test_more_than_20_new_tasks_between_two_runs_is_a_gap_recorded_and_reported_
 
     clock.advance(60)
     again = run()
-    assert again["gaps"] == [] and again["inserted"] == 0
+    assert again["gaps"] == []
+    assert again["inserted"] == 0
     assert len(database.rows(f"SELECT * FROM {TABLE}_gaps")) == 1
 
 
@@ -213,7 +221,8 @@ def test_no_gap_when_the_listing_overlaps_the_table_or_the_instance_is_new(
     add_burst(sim, 19)  # 20 listed, the oldest of them already stored
     clock.advance(3600)
     summary = run()
-    assert summary["gaps"] == [] and summary["inserted"] == 19
+    assert summary["gaps"] == []
+    assert summary["inserted"] == 19
 
 
 def test_on_gap_fail_fails_after_writing_everything_it_saw(
@@ -240,7 +249,7 @@ def test_on_gap_fail_fails_after_writing_everything_it_saw(
 def test_concurrent_mapped_writes_neither_deadlock_nor_lose_rows(
     sim: IoTDASimulator, clock: Clock, database: Database
 ) -> None:
-    for i in range(8):
+    for _ in range(8):
         sim.add_task(QUIET, "CREATE", [["PENDING", 0], ["RUNNING", 30]])
     run(instance_ids=QUIET)  # tables exist; later writers race on rows, not on creation
     sim.advance(60)
@@ -357,6 +366,42 @@ def test_schema_qualified_table(sim: IoTDASimulator, clock: Clock, database: Dat
     assert len(database.rows(f"SELECT * FROM {table}_status_history")) == 6
 
 
+def _race(database: Database, sql: str, ours: Callable[[], Any]) -> Any:
+    """Run ``ours`` while another session holds an uncommitted CREATE of the same table; commit
+    that session once ours waits on its lock; return what ``ours`` returned or raised."""
+    other = database.connect()
+    other.cursor().execute(sql)  # not committed: holds the new catalog entry
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(ours())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    watcher = database.connect()
+    watcher.autocommit = True
+    waiting: list[tuple[Any, ...]] = []
+    for _ in range(600):  # until our CREATE waits on the other session's lock
+        cursor = watcher.cursor()
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'CREATE TABLE IF NOT EXISTS%'"
+        )
+        waiting = cursor.fetchall()
+        if waiting:
+            break
+        thread.join(timeout=0.05)
+    watcher.close()
+    other.commit()
+    other.close()
+    thread.join(timeout=60)
+    assert waiting, "our CREATE TABLE never waited for the other session"
+    return outcome[0]
+
+
 def test_postgres_create_table_race_is_tolerated(
     sim: IoTDASimulator, clock: Clock, postgres_database: Database
 ) -> None:
@@ -365,50 +410,19 @@ def test_postgres_create_table_race_is_tolerated(
     commits, PostgreSQL answers ours with a unique violation on its catalog."""
     import psycopg2.errors
 
+    from airflow_provider_iotda.transfers.sql_history import TASK_COLUMNS, TASK_KEY
+
     database = postgres_database
-    from airflow_provider_iotda.transfers.sql_history import TASK_COLUMNS, create_table_sql
+    sql = create_table_sql(TABLE, TASK_COLUMNS, TASK_KEY)
 
-    sql = create_table_sql(TABLE, TASK_COLUMNS, ("project_id", "instance_id", "task_id"))
-    # The same race without the operator: the plain statement fails.
-    for tolerated in (False, True):
-        if tolerated:
-            database.execute(f"DROP TABLE {TABLE}")
-        other = database.connect()
-        other.cursor().execute(sql)  # not committed: holds the catalog entry
-        outcome: list[Any] = []
+    def plain() -> str:
+        database.execute(sql)
+        return "created"
 
-        def ours(tolerated: bool = tolerated) -> None:
-            try:
-                if tolerated:
-                    outcome.append(run(instance_ids=QUIET))
-                else:
-                    database.execute(sql)
-                    outcome.append("created")
-            except BaseException as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=ours)
-        thread.start()
-        watcher = database.connect()
-        watcher.autocommit = True
-        waiting: list[tuple[Any, ...]] = []
-        for _ in range(600):  # until our CREATE waits on the other session's lock
-            cursor = watcher.cursor()
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'CREATE TABLE IF NOT EXISTS%'"
-            )
-            waiting = cursor.fetchall()
-            if waiting:
-                break
-            thread.join(timeout=0.05)
-        watcher.close()
-        assert waiting, "our CREATE TABLE never waited for the other session"
-        other.commit()
-        other.close()
-        thread.join(timeout=60)
-        if tolerated:
-            assert isinstance(outcome[0], dict), outcome
-            assert outcome[0]["inserted"] == 3
-        else:
-            assert isinstance(outcome[0], psycopg2.errors.UniqueViolation), outcome
+    # The plain statement loses the race ...
+    assert isinstance(_race(database, sql, plain), psycopg2.errors.UniqueViolation)
+    database.execute(f"DROP TABLE {TABLE}")
+    # ... the operator, in the same situation, carries on.
+    summary = _race(database, sql, lambda: run(instance_ids=QUIET))
+    assert isinstance(summary, dict), summary
+    assert summary["inserted"] == 3

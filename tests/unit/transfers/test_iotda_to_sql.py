@@ -50,19 +50,21 @@ def op(**kwargs: object) -> IoTDAInstanceTasksToSqlOperator:
     ],
 )
 def test_a_table_that_is_not_a_plain_identifier_is_refused_naming_table(table: str) -> None:
-    with pytest.raises(ValueError, match="^table must be a plain SQL identifier") as raised:
+    with pytest.raises(ValueError, match=r"^table must be a plain SQL identifier") as raised:
         op(table=table)
     assert repr(table) in str(raised.value)
-    assert "[" not in str(raised.value) and "]" not in str(raised.value)
+    assert "[" not in str(raised.value)
+    assert "]" not in str(raised.value)
 
 
 def test_a_table_too_long_for_the_history_table_name_is_refused() -> None:
     op(table="t" * 48)
     op(table="audit." + "t" * 48)
-    with pytest.raises(ValueError, match="^table 't{49}' is too long") as raised:
+    with pytest.raises(ValueError, match=r"^table 't{49}' is too long") as raised:
         op(table="t" * 49)
     assert "t" * 49 + "_status_history" in str(raised.value)
-    assert "64 characters" in str(raised.value) and "at most 48" in str(raised.value)
+    assert "64 characters" in str(raised.value)
+    assert "at most 48" in str(raised.value)
 
 
 def test_schema_qualified_tables_name_the_three_tables() -> None:
@@ -74,22 +76,22 @@ def test_schema_qualified_tables_name_the_three_tables() -> None:
 
 @pytest.mark.parametrize(("name", "value"), [("on_gap", "ignore"), ("on_gap", None)])
 def test_on_gap_outside_warn_or_fail_is_refused(name: str, value: object) -> None:
-    with pytest.raises(ValueError, match="^on_gap must be one of fail, warn"):
+    with pytest.raises(ValueError, match=r"^on_gap must be one of fail, warn"):
         op(**{name: value})
 
 
 def test_create_tables_must_be_a_bool() -> None:
-    with pytest.raises(ValueError, match="^create_tables must be True or False"):
+    with pytest.raises(ValueError, match=r"^create_tables must be True or False"):
         op(create_tables="no")
 
 
 def test_a_bad_sql_conn_id_is_refused_at_parse_time() -> None:
-    with pytest.raises(ValueError, match="^sql_conn_id must be an Airflow connection ID"):
+    with pytest.raises(ValueError, match=r"^sql_conn_id must be an Airflow connection ID"):
         op(sql_conn_id="audit db; x")
 
 
 def test_arguments_of_the_list_operator_it_does_not_take_are_refused() -> None:
-    with pytest.raises(TypeError, match="takes no destination, statuses"):
+    with pytest.raises(TypeError, match=r"takes no destination, statuses"):
         op(destination="file:///tmp/x.json", statuses="FAILED")
 
 
@@ -105,7 +107,7 @@ def test_templated_fields() -> None:
 def test_a_templated_table_is_checked_when_rendered_before_any_request(iotda_conn: str) -> None:
     task = op(table="{{ params.table }}")  # not checked at parse time: a template
     task.render_template_fields({"params": {"table": "x; drop table y"}})  # type: ignore[arg-type]
-    with requests_mock.Mocker() as mocker, pytest.raises(ValueError, match="^table must be"):
+    with requests_mock.Mocker() as mocker, pytest.raises(ValueError, match=r"^table must be"):
         task.execute({})  # type: ignore[arg-type]
     assert mocker.request_history == []
 
@@ -120,7 +122,8 @@ def test_a_connection_whose_hook_is_not_a_dbapihook_is_an_error_naming_its_type(
     with requests_mock.Mocker() as mocker, pytest.raises(AirflowFailException) as raised:
         op().execute({})  # type: ignore[arg-type]
     message = str(raised.value)
-    assert "connection of type 'http'" in message and "DbApiHook" in message
+    assert "connection of type 'http'" in message
+    assert "DbApiHook" in message
     assert mocker.request_history == []
 
 
@@ -128,7 +131,7 @@ def test_a_connection_type_without_a_hook_is_an_error_naming_its_type(
     iotda_conn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", json.dumps({"conn_type": "no_such_db"}))
-    with pytest.raises(AirflowFailException, match="connection of type 'no_such_db'"):
+    with pytest.raises(AirflowFailException, match=r"connection of type 'no_such_db'"):
         op().execute({})  # type: ignore[arg-type]
 
 
@@ -141,7 +144,8 @@ def test_a_full_window_newer_than_everything_stored_is_a_gap() -> None:
     later = T0 + dt.timedelta(hours=1)
     assert find_gap(INSTANCE, 20, later, T0, 20) is not None
     gap = find_gap(INSTANCE, 20, later, T0, 20)
-    assert gap is not None and (gap.after, gap.before) == (T0, later)
+    assert gap is not None
+    assert (gap.after, gap.before) == (T0, later)
 
 
 @pytest.mark.parametrize(
