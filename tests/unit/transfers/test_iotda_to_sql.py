@@ -224,3 +224,21 @@ def test_import_is_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_registered_as_a_transfer_of_the_provider() -> None:
+    import importlib
+    import json as json_module
+
+    import airflow
+    import jsonschema
+
+    from airflow_provider_iotda.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    schema_path = Path(airflow.__file__).parent / "provider_info.schema.json"
+    schema = json_module.loads(schema_path.read_text())
+    jsonschema.validate(info["transfers"], schema["properties"]["transfers"])
+    (transfer,) = info["transfers"]
+    module = importlib.import_module(transfer["python-module"])
+    assert module.IoTDAInstanceTasksToSqlOperator is IoTDAInstanceTasksToSqlOperator
