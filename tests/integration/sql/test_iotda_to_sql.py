@@ -4,6 +4,7 @@ on SQLite and on PostgreSQL (a private cluster), through the Airflow connection 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import threading
 from collections.abc import Callable
@@ -426,3 +427,30 @@ def test_postgres_create_table_race_is_tolerated(
     summary = _race(database, sql, lambda: run(instance_ids=QUIET))
     assert isinstance(summary, dict), summary
     assert summary["inserted"] == 3
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("airflow.providers.openlineage") is None,
+    reason="needs apache-airflow-providers-openlineage (the storage-check extra, Airflow 3.3 line)",
+)
+def test_openlineage_names_the_table_as_the_sql_providers_do(
+    sim: IoTDASimulator, clock: Clock, database: Database
+) -> None:
+    task = operator(instance_ids=[BUSY, QUIET])
+    task.execute({})  # type: ignore[arg-type]
+
+    lineage = task.get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        (f"iotda://{sim.url.split('://')[1]}/{PROJECT}", BUSY),
+        (f"iotda://{sim.url.split('://')[1]}/{PROJECT}", QUIET),
+    ]
+    (output,) = lineage.outputs
+    conn = json.loads(database.conn_json)
+    if database.kind == "postgres":
+        # as PostgresHook.get_openlineage_database_info and the SQL parser name tables
+        assert output.namespace == f"postgres://127.0.0.1:{conn['port']}"
+        assert output.name == f"{conn['schema']}.public.{TABLE}"
+    else:
+        assert output.namespace == f"sqlite://{conn['host']}"
+        assert output.name == TABLE
