@@ -30,20 +30,6 @@ if TYPE_CHECKING:
     from airflow_provider_iotda.transfers.sql_history import Gap, InstanceOutcome
 
 ON_GAP = ("warn", "fail")
-#: Arguments of the list operator this one does not take (it keeps every task, writes no file).
-_LIST_ONLY = frozenset(
-    {
-        "task_types",
-        "statuses",
-        "created_after",
-        "created_before",
-        "destination",
-        "output_format",
-        "if_exists",
-        "on_incomplete",
-        "page_size",
-    }
-)
 
 
 class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
@@ -96,7 +82,7 @@ class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
         on_instance_error: str = "fail",
         **kwargs: Any,
     ) -> None:
-        unknown = sorted(_LIST_ONLY.intersection(kwargs))
+        unknown = sorted(_list_only().intersection(kwargs))
         if unknown:
             raise TypeError(
                 f"{type(self).__name__} keeps every task and writes no file: it takes no "
@@ -246,6 +232,16 @@ class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
             namespace, name = self._lineage_output
             lineage.outputs = [Dataset(namespace=namespace, name=name)]
         return lineage
+
+
+def _list_only() -> frozenset[str]:
+    """Arguments of the list operator this one does not take (it keeps every task, writes no
+    file): refused rather than passed on."""
+    import inspect
+
+    parent = inspect.signature(IoTDAInstanceTaskListOperator.__init__).parameters
+    own = inspect.signature(IoTDAInstanceTasksToSqlOperator.__init__).parameters
+    return frozenset(n for n, p in parent.items() if p.kind is p.KEYWORD_ONLY) - frozenset(own)
 
 
 def _sql_hook(conn_id: str) -> tuple[DbApiHook, Connection]:

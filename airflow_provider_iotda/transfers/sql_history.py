@@ -73,16 +73,7 @@ GAP_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 GAP_KEY = ("project_id", "instance_id", "gap_after", "gap_before")
 #: The task values compared to tell an update (the observation times aside).
-VALUE_COLUMNS = (
-    "type",
-    "status",
-    "status_detail",
-    "create_time",
-    "start_time",
-    "end_time",
-    "target_config",
-    "operate_window",
-)
+VALUE_COLUMNS = tuple(c for c, _ in TASK_COLUMNS if c not in TASK_KEY and not c.endswith("_at"))
 _TIME_COLUMNS = frozenset({"create_time", "start_time", "end_time"})
 
 

@@ -5,16 +5,13 @@ runs (a gap recorded and warned about, the run still succeeds)."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
-import os
 import sqlite3
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pendulum
 import pytest
+from dags.audit_support import load_dag_module, run_states
 from iotda_test_values import endpoint_connection_json, return_values
 
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
@@ -25,20 +22,6 @@ AK = "SQLDAGACCESSKEY00001"
 SK = "SQL-DAG-SECRET-do-not-leak-0f3c"
 PROJECT = "0123456789abcdef0123456789abcdef"
 SIM_NOW = dt.datetime(2024, 5, 3, 6, 0, tzinfo=dt.UTC)
-
-
-def load_dag_module(name: str) -> ModuleType:
-    path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"iotda_system_dag_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def states(dag_run: Any) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
 def test_dag_shape() -> None:
@@ -76,7 +59,7 @@ def test_history_dag_records_every_instance_then_a_gap(
 
         first = module.dag.test(logical_date=pendulum.datetime(2024, 5, 3, 6, tz="UTC"))
 
-        assert states(first) == {"history_to_sql": "success", "latest_statuses": "success"}
+        assert run_states(first) == {"history_to_sql": "success", "latest_statuses": "success"}
         xcoms = return_values(first)
         summary = xcoms["history_to_sql"]
         assert sorted(summary["instances"]) == sorted(every)
@@ -103,7 +86,7 @@ def test_history_dag_records_every_instance_then_a_gap(
 
         second = module.dag.test(logical_date=pendulum.datetime(2024, 5, 3, 7, tz="UTC"))
 
-    assert states(second) == {"history_to_sql": "success", "latest_statuses": "success"}
+    assert run_states(second) == {"history_to_sql": "success", "latest_statuses": "success"}
     summary = return_values(second)["history_to_sql"]
     assert summary["gaps"] == [{"instance_id": busy, "after": newest, "before": oldest_listed}]
     assert summary["inserted"] == 20
