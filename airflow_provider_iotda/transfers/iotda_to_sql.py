@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection, Context
 
     from airflow_provider_iotda.operators.iotda import InstanceResult
-    from airflow_provider_iotda.transfers.sql_history import Gap, InstanceOutcome
+    from airflow_provider_iotda.transfers.sql_history import Gap, InstanceOutcome, Statements
 
 ON_GAP = ("warn", "fail")
 
@@ -104,7 +104,8 @@ class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
             validation.conn_id(sql_conn_id, "sql_conn_id")
         if not validation.is_template(table):
             table_name(table)
-        self._lineage_output: tuple[str, str] | None = None
+        # The connection and table written by the last run, for OpenLineage.
+        self._lineage_table: tuple[str, str] | None = None
 
     # -- execution ---------------------------------------------------------------------------
 
@@ -113,9 +114,11 @@ class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
         transaction; then warn about (or fail on) new gaps."""
         from airflow_provider_iotda.transfers import sql_history
 
+        # Every rendered value is checked before any connection is opened.
         table = table_name(self.table)
         conn_id = validation.conn_id(self.sql_conn_id, "sql_conn_id")
-        hook, connection = _sql_hook(conn_id)
+        args = list_operator._Arguments(**self._check_fields(only_literal=False))
+        hook, _connection = _sql_hook(conn_id)
         tables = sql_history.Tables.named(table)
         statements = sql_history.Statements.build(hook, tables)
         db = hook.get_conn()
@@ -124,8 +127,7 @@ class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
                 sql_history.prepare_tables(db, tables, create=self.create_tables)
             except sql_history.HistoryTableError as exc:
                 raise AirflowFailException(f"{exc} (connection {conn_id!r})") from exc
-            self._lineage_output = _lineage_target(hook, connection, table)
-            args = list_operator._Arguments(**self._check_fields(only_literal=False))
+            self._lineage_table = (conn_id, table)
             results, _found = self._fetch(args)
             listed, skipped = self._fail_or_skip(results, table)
             now = list_operator.utc_now()
@@ -137,7 +139,7 @@ class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
     def _write(
         self,
         db: Any,
-        statements: Any,
+        statements: Statements,
         result: InstanceResult,
         now: dt.datetime,
     ) -> InstanceOutcome:
@@ -228,8 +230,10 @@ class IoTDAInstanceTasksToSqlOperator(IoTDAInstanceTaskListOperator):
         from airflow.providers.common.compat.openlineage.facet import Dataset
 
         lineage = super().get_openlineage_facets_on_complete(task_instance)
-        if self._lineage_output is not None:
-            namespace, name = self._lineage_output
+        if self._lineage_table is not None:
+            conn_id, table = self._lineage_table
+            hook, connection = _sql_hook(conn_id)
+            namespace, name = _lineage_target(hook, connection, table)
             lineage.outputs = [Dataset(namespace=namespace, name=name)]
         return lineage
 
