@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests_mock
+from iotda_test_values import connection_json
 
 from airflow_provider_iotda.compat import AirflowFailException
 from airflow_provider_iotda.transfers.iotda_to_sql import IoTDAInstanceTasksToSqlOperator
@@ -118,11 +119,12 @@ def test_a_templated_table_is_checked_when_rendered_before_any_request(iotda_con
 def test_a_connection_whose_hook_is_not_a_dbapihook_is_an_error_naming_its_type(
     iotda_conn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", json.dumps({"conn_type": "http", "host": "x"}))
+    monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", connection_json())
     with requests_mock.Mocker() as mocker, pytest.raises(AirflowFailException) as raised:
         op().execute({})  # type: ignore[arg-type]
     message = str(raised.value)
-    assert "connection of type 'http'" in message
+    assert "connection of type 'huaweicloud_iotda'" in message
+    assert "hook IoTDAHook is not a SQL hook" in message
     assert "DbApiHook" in message
     assert mocker.request_history == []
 
