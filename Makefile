@@ -15,7 +15,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
 # The storage/lineage test extra (amazon provider, moto, OpenLineage) goes on the 3.3 line only.
-EXTRAS  ?= test,sdk-check,parquet$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check)
+EXTRAS  ?= test,sdk-check,parquet,sql$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check)
 comma   := ,
 # On 3.1 and 3.2 the long fault-storm trials beyond a named subset are left to the 3.3 run
 # (tests/reliability/test_storm.py: marker storm_full); everything else runs on every line.

@@ -283,6 +283,13 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "Huawei Cloud IoTDA",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_iotda.transfers.iotda_to_sql",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "huaweicloud_iotda",

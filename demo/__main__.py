@@ -4,7 +4,8 @@ Steps: a temporary AIRFLOW_HOME with sqlite (``airflow db migrate``); the simula
 demo scenario on a free loopback port; ``iotda_default`` pointed at it through the
 environment; ``airflow dags test`` for ``wait_for_modify`` (deferrable sensor),
 ``resize_and_wait`` (the resize ordered, its MODIFY task waited for in the triggerer, the new
-flavor read back) and ``audit_instance_tasks``; a table of the audit file; a scan of everything
+flavor read back), ``audit_instance_tasks`` and ``audit_history_to_sql`` (into SQLite); a table
+of the audit file and of the history table; a scan of everything
 Airflow wrote for the demo's secret key.  The simulator is stopped on every exit path.  Exit
 code 0 only if every DAG run succeeded and no secret leaked.
 """
@@ -124,6 +125,31 @@ def audit_table(base: Path) -> list[Path]:
     return files
 
 
+def history_table(path: Path) -> None:
+    """Print the audit history table the SQL example DAG wrote (SQLite)."""
+    import sqlite3
+
+    if not path.exists():
+        say(f"no history database at {path}")
+        return
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT instance_id, task_id, type, status, create_time, first_seen_at"
+            " FROM iotda_instance_tasks ORDER BY instance_id, create_time DESC"
+        ).fetchall()
+        changes = db.execute("SELECT COUNT(*) FROM iotda_instance_tasks_status_history").fetchone()
+        gaps = db.execute("SELECT COUNT(*) FROM iotda_instance_tasks_gaps").fetchone()
+    say(
+        f"table iotda_instance_tasks holds {len(rows)} task(s); "
+        f"{changes[0]} status observation(s), {gaps[0]} gap(s)"
+    )
+    print(
+        f"   {'instance':<38}{'task':<38}{'type':<22}{'status':<9}{'created (UTC)':<25}first seen"
+    )
+    for instance, task_id, task_type, status, created, seen in rows:
+        print(f"   {instance:<38}{task_id:<38}{task_type:<22}{status:<9}{created or '':<25}{seen}")
+
+
 def find_leaks(home: Path, transcript: list[str]) -> list[str]:
     """Every place (output or file under AIRFLOW_HOME) where a demo secret appears."""
     leaks = [
@@ -164,7 +190,12 @@ def main() -> int:
     )
     simulator, url = start_simulator(env)
     transcript: list[str] = []
-    ok = {"wait_for_modify": False, "resize_and_wait": False, "audit_instance_tasks": False}
+    ok = {
+        "wait_for_modify": False,
+        "resize_and_wait": False,
+        "audit_instance_tasks": False,
+        "audit_history_to_sql": False,
+    }
     try:
         say(f"IoTDA simulator listening on {url} with {len(instances)} instances")
         env["AIRFLOW_CONN_IOTDA_DEFAULT"] = json.dumps(
@@ -198,6 +229,13 @@ def main() -> int:
         say("airflow dags test audit_instance_tasks  (yesterday's tasks of every instance)")
         ok["audit_instance_tasks"] = run_dag_test(["audit_instance_tasks"], env, transcript)
         audit_table(audit_base)
+        history_db = home / "iotda-history.db"
+        env["AIRFLOW_CONN_IOTDA_AUDIT_DB"] = json.dumps(
+            {"conn_type": "sqlite", "host": str(history_db)}
+        )
+        say(f"airflow dags test audit_history_to_sql  (every instance's tasks into {history_db})")
+        ok["audit_history_to_sql"] = run_dag_test(["audit_history_to_sql"], env, transcript)
+        history_table(history_db)
     finally:
         simulator.send_signal(signal.SIGTERM)
         try:
