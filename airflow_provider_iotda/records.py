@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_iotda import validation
+from airflow_provider_iotda.models import format_api_time
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -355,10 +356,8 @@ def _integer(value: Any, column: str) -> int | None:
     raise ValueError(f"{column} must be an integer; got {value!r}")
 
 
-def api_time(moment: dt.datetime) -> str:
-    """A time as the API writes it: ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (UTC)."""
-    utc = moment.astimezone(dt.UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+#: A time as the API writes it: ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (UTC).
+api_time = format_api_time
 
 
 def _parse_parquet(data: bytes | str) -> list[Record]:
