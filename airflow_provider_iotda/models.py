@@ -161,9 +161,7 @@ def _optional_int(data: Mapping[str, Any], key: str, where: str) -> int | None:
     if value is None or type(value) is int:
         return value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise IoTDAInvalidResponseError(
-            f"IoTDA answer has {where}{key}={value!r}; expected int"
-        )
+        raise IoTDAInvalidResponseError(f"IoTDA answer has {where}{key}={value!r}; expected int")
     return value
 
 
@@ -259,13 +257,13 @@ _WINDOW_FIELDS = frozenset({"start_time", "end_time"})
 _TASK_FIELDS = frozenset(
     {
         "task_id",
-    "type",
-    "status",
-    "status_detail",
-    "create_time",
-    "start_time",
-    "end_time",
-    "target_config",
+        "type",
+        "status",
+        "status_detail",
+        "create_time",
+        "start_time",
+        "end_time",
+        "target_config",
         "operate_window",
         "progress",
     }

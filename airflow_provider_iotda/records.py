@@ -186,8 +186,13 @@ def infer_format(path: str) -> str | None:
 _NULLABLE_OBJECTS = frozenset({"target_config", "target_config.flavor", "operate_window"})
 
 
+#: JSON's scalar types: told apart from objects without the (slower) ``Mapping`` ABC check.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _flatten_into(out: Record, prefix: str, value: Any) -> None:
-    if isinstance(value, Mapping) and value:
+    kind = type(value)
+    if (kind is dict or (kind not in _SCALARS and isinstance(value, Mapping))) and value:
         for key, item in value.items():
             _flatten_into(out, f"{prefix}.{key}", item)
     elif not (value is None and prefix in _NULLABLE_OBJECTS):

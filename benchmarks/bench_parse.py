@@ -45,7 +45,8 @@ def api_time(seconds: int, millis: int) -> str:
     day, rest = divmod(seconds, 86_400)
     hour, rest = divmod(rest, 3600)
     minute, second = divmod(rest, 60)
-    return f"2024-{5 + day // 28:02d}-{1 + day % 28:02d}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    date = f"2024-{5 + day // 28:02d}-{1 + day % 28:02d}"
+    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
 
 
 def page_body(tasks: int = TASKS) -> bytes:
@@ -213,7 +214,9 @@ def main() -> None:
         )
         same = same_tasks(page, runners["sdk"]())
         print(f"  both read alike: {same} of {TASKS} tasks")
-        report.check("tasks read alike by both", f"{same}/{TASKS}", f"{TASKS}/{TASKS}", same == TASKS)
+        report.check(
+            "tasks read alike by both", f"{same}/{TASKS}", f"{TASKS}/{TASKS}", same == TASKS
+        )
     else:
         report.add(f"parse cost per page of {TASKS} tasks, ours", f"{ours_ms:.2f} ms")
         report.add("vs Huawei SDK's deserialiser", benchlib.SDK_SKIP, status="SKIP")
