@@ -140,13 +140,15 @@ def same_tasks(ours: models.InstanceTaskPage, theirs: Any) -> int:
 
 def main() -> None:
     args = benchlib.common_args(__doc__ or "").parse_args()
-    calls = 200 if args.quick else 1000
-    repeats = 3 if args.quick else 9
+    # Many short blocks, each side right after the other: load from other processes on the
+    # machine then hits both sides alike, and the per-round ratio cancels most of it.
+    calls = 50
+    rounds = 12 if args.quick else 80
     body = page_body()
     report = Report("7 answer parsing")
     print(
         f"Reading one ListInstanceTasks answer of {TASKS} tasks ({len(body)} bytes), "
-        f"{repeats} interleaved repeats x {calls} reads; {benchlib.load_note()}"
+        f"{rounds} interleaved rounds of {calls} reads per variant; {benchlib.load_note()}"
     )
 
     def ours() -> models.InstanceTaskPage:
@@ -166,23 +168,23 @@ def main() -> None:
         return [records.task_record("inst", benchlib.PROJECT, task) for task in page.tasks]
 
     task_records = to_records()
-    runners: dict[str, Callable[[], object]] = {
-        "ours": ours,
+    runners: dict[str, Callable[[], object]] = {"ours": ours}
+    have_sdk = benchlib.sdk_available()
+    if have_sdk:
+        runners["sdk"] = sdk_reader(body)
+    runners |= {
         "ours, general time parser only": ours_general,
         "json.loads alone": lambda: json.loads(body),
         "to_dict of the page": page.to_dict,
         "audit records of the page": to_records,
         "flat CSV rows of the records": lambda: records.to_csv_rows(task_records),
     }
-    have_sdk = benchlib.sdk_available()
-    if have_sdk:
-        runners["sdk"] = sdk_reader(body)
     assert ours_general() == page, "the general parser must read the page alike"
     assert page_dict == json.loads(body), "to_dict must give back the API's JSON"
 
     times: dict[str, list[float]] = {name: [] for name in runners}
     per_time: dict[str, list[float]] = {"fast": [], "general": []}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for name, run in runners.items():
             times[name].append(per_call_us(run, calls))
         per_time["fast"].append(
@@ -204,13 +206,18 @@ def main() -> None:
     ours_ms = best["ours"] / 1000
     if have_sdk:
         sdk_ms = best["sdk"] / 1000
-        ratio = ours_ms / sdk_ms
+        paired = median(a / b for a, b in zip(times["ours"], times["sdk"], strict=True))
+        print(
+            f"  ours / SDK: {ours_ms / sdk_ms:.2f} (fastest blocks), {paired:.2f} (median of "
+            f"the {rounds} per-round ratios)"
+        )
         report.check(
             f"parse cost per page of {TASKS} tasks, ours / Huawei SDK's deserialiser",
-            f"{ours_ms:.2f} ms / {sdk_ms:.2f} ms = {ratio:.2f}",
+            f"{ours_ms:.3f} ms / {sdk_ms:.3f} ms = {ours_ms / sdk_ms:.2f} "
+            f"(median per-round ratio {paired:.2f})",
             f"<= {TARGET_RATIO:.1f}",
-            ratio <= TARGET_RATIO,
-            note="fastest of interleaved repeats",
+            max(paired, ours_ms / sdk_ms) <= TARGET_RATIO,
+            note=f"fastest of {rounds} interleaved blocks of {calls} reads",
         )
         same = same_tasks(page, runners["sdk"]())
         print(f"  both read alike: {same} of {TASKS} tasks")
