@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_iotda import validation
+from airflow_provider_iotda.models import format_api_time
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -185,8 +186,13 @@ def infer_format(path: str) -> str | None:
 _NULLABLE_OBJECTS = frozenset({"target_config", "target_config.flavor", "operate_window"})
 
 
+#: JSON's scalar types: told apart from objects without the (slower) ``Mapping`` ABC check.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _flatten_into(out: Record, prefix: str, value: Any) -> None:
-    if isinstance(value, Mapping) and value:
+    kind = type(value)
+    if (kind is dict or (kind not in _SCALARS and isinstance(value, Mapping))) and value:
         for key, item in value.items():
             _flatten_into(out, f"{prefix}.{key}", item)
     elif not (value is None and prefix in _NULLABLE_OBJECTS):
@@ -355,10 +361,8 @@ def _integer(value: Any, column: str) -> int | None:
     raise ValueError(f"{column} must be an integer; got {value!r}")
 
 
-def api_time(moment: dt.datetime) -> str:
-    """A time as the API writes it: ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (UTC)."""
-    utc = moment.astimezone(dt.UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+#: A time as the API writes it: ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (UTC).
+api_time = format_api_time
 
 
 def _parse_parquet(data: bytes | str) -> list[Record]:

@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "fanout": ("bench_fanout.py", "4. audit fan-out"),
     "signing": ("bench_signing.py", "5. signing"),
     "shared": ("bench_shared_polls.py", "6. shared polls"),
+    "parse": ("bench_parse.py", "7. answer parsing"),
 }
 TIMEOUT_S = 900
 

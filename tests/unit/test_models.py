@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from types import MappingProxyType
 from typing import Any
 
 import pendulum
@@ -12,10 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from iotda_test_values import TASK_FIELDS, task_json
 
+from airflow_provider_iotda import models
 from airflow_provider_iotda.api import MAX_BODY_BYTES, parse_tasks_response
 from airflow_provider_iotda.errors import IoTDAError, IoTDAInvalidResponseError
 from airflow_provider_iotda.models import (
     Flavor,
+    InstancePage,
     InstanceTask,
     InstanceTaskPage,
     OperateWindow,
@@ -329,3 +332,170 @@ def test_select_needs_exactly_one_criterion(kwargs: dict[str, str]) -> None:
 
 def test_invalid_response_error_is_an_iotda_error() -> None:
     assert issubclass(IoTDAInvalidResponseError, IoTDAError)
+
+
+# -- the fast path for the API's own time format ---------------------------------------------------
+# The API writes every time as yyyy-MM-dd'T'HH:mm:ss.SSS'Z'.  Those take a fast path (the standard
+# library's fromisoformat); anything else goes through pendulum's general parser.  Both must give
+# the same value, the same type (pendulum DateTime) and the same zone (pendulum's UTC).
+
+API_MOMENTS = st.datetimes(
+    min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+).map(lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+
+
+def _api_text(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def _same_moment(got: object, expected: object) -> None:
+    assert type(got) is pendulum.DateTime
+    assert type(expected) is pendulum.DateTime
+    assert got == expected
+    assert got.tzinfo is expected.tzinfo is pendulum.UTC
+    assert got.timezone_name == "UTC"
+    assert (got.year, got.month, got.day, got.hour, got.minute, got.second, got.microsecond) == (
+        expected.year,
+        expected.month,
+        expected.day,
+        expected.hour,
+        expected.minute,
+        expected.second,
+        expected.microsecond,
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(moment=API_MOMENTS)
+def test_fast_path_reads_every_api_time_as_the_general_parser_does(moment: dt.datetime) -> None:
+    text = _api_text(moment)
+    fast = models._fast_api_time(text)
+    assert fast is not None  # the API's format is what the fast path is for
+    _same_moment(fast, models._general_api_time(text, "create_time"))
+    _same_moment(models.parse_api_time(text, "create_time"), fast)
+    assert format_api_time(fast) == text  # and it writes back exactly
+
+
+# The API's shape with any digits (month 13, February 30, hour 24...), and valid times.
+API_SHAPED = st.from_regex(
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z"
+) | API_MOMENTS.map(lambda moment: _api_text(moment))
+
+
+def _outcome(read: Any, text: str) -> Any:
+    try:
+        return read(text)
+    except IoTDAInvalidResponseError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=API_SHAPED)
+def test_any_string_of_the_api_shape_reads_as_the_general_parser_reads_it(text: str) -> None:
+    """Month 13, February 30, hour 24...: the fast path steps aside, and the general parser's
+    verdict (a value or an error naming the field) is the answer."""
+    general = _outcome(lambda value: models._general_api_time(value, "tasks[0].end_time"), text)
+    got = _outcome(lambda value: models.parse_api_time(value, "tasks[0].end_time"), text)
+    if isinstance(general, tuple):
+        assert got == general
+        assert "tasks[0].end_time" in general[1]
+    else:
+        _same_moment(got, general)
+    fast = models._fast_api_time(text)
+    if fast is not None:
+        _same_moment(fast, general)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-01T09:30:00.250+08:00",  # another offset
+        "2024-03-01T01:30:01Z",  # no fraction
+        "2024-03-01T01:30:01.123456Z",  # microseconds
+        "2024-03-01T01:30:01.1Z",
+        "2024-03-01 01:30:01.123Z",  # a space for the T
+        "2024-03-01T01:30:01.123z",
+        "2024-03-01T01:30:01.123+00:00",
+        "2024-03-01T01:30:01",  # no zone: pendulum reads UTC
+        "2024-03-01",
+        "20240301T013001Z",
+    ],
+)
+def test_other_time_forms_take_the_general_parser(text: str) -> None:
+    assert models._fast_api_time(text) is None
+    _same_moment(
+        models.parse_api_time(text, "create_time"), models._general_api_time(text, "create_time")
+    )
+
+
+BAD_TIMES = [
+    "yesterday",
+    "2024-02-30T00:00:00.000Z",
+    "2024-13-01T00:00:00.000Z",
+    "2024-01-01T25:00:00.000Z",
+    "2024-01-01T00:60:00.000Z",
+    "0000-01-01T00:00:00.000Z",
+    "P1D",
+    1_700_000_000,
+    1.5,
+    True,
+    ["2024-01-01T00:00:00.000Z"],
+    {"time": "2024-01-01T00:00:00.000Z"},
+]
+
+
+@pytest.mark.parametrize("field", ["create_time", "start_time", "end_time"])
+@pytest.mark.parametrize("value", BAD_TIMES, ids=repr)
+def test_a_bad_time_is_rejected_naming_the_field_and_the_value(field: str, value: Any) -> None:
+    body = json.dumps({"tasks": [task_json("a"), task_json("b", **{field: value})]}).encode()
+    with pytest.raises(IoTDAInvalidResponseError) as caught:
+        parse_tasks_response(200, {}, body)
+    message = str(caught.value)
+    assert f"tasks[1].{field}=" in message
+    assert repr(value) in message
+    assert "expected" in message or "not a datetime" in message
+
+
+@pytest.mark.parametrize("field", ["create_time", "update_time"])
+def test_a_bad_instance_time_is_rejected_naming_the_field(field: str) -> None:
+    with pytest.raises(IoTDAInvalidResponseError, match=f"instances\\[0\\]\\.{field}="):
+        InstancePage.from_dict(
+            {"instances": [{"instance_id": "i-1", field: "2024-02-30T00:00:00.000Z"}]}
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=dt.datetime(2, 1, 1),
+        max_value=dt.datetime(9998, 12, 31),
+        timezones=st.timezones() | st.just(dt.UTC),
+    )
+)
+def test_format_api_time_writes_any_aware_time_in_utc(moment: dt.datetime) -> None:
+    utc = moment.astimezone(dt.UTC)
+    expected = utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    assert format_api_time(moment) == expected
+    assert format_api_time(pendulum.instance(moment)) == expected
+
+
+def test_models_accept_any_mapping_not_only_dicts() -> None:
+    """The parsers skip the ABC check for dicts only; other mappings still read alike."""
+    raw = task_json(
+        "m1",
+        target_config={"flavor": {"type": "iotda.standard.s3", "size": 2}},
+        operate_window={"start_time": "18:00", "end_time": "22:00"},
+        extra_field=1,
+    )
+    frozen = MappingProxyType(
+        {
+            **raw,
+            "target_config": MappingProxyType(
+                {"flavor": MappingProxyType(raw["target_config"]["flavor"])}
+            ),
+            "operate_window": MappingProxyType(raw["operate_window"]),
+        }
+    )
+    page = InstanceTaskPage.from_dict(MappingProxyType({"tasks": [frozen], "page": None}))
+    assert page.tasks == [InstanceTask.from_dict(raw)]
+    assert page.tasks[0].extra == {"extra_field": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from types import MappingProxyType
 
 import pendulum
 import pytest
@@ -131,6 +132,12 @@ class TestFlatten:
     def test_unknown_nested_fields_are_kept(self) -> None:
         flat = records.flatten({"a": {"b": {"c": 1}, "l": [1, 2]}, "e": {}})
         assert flat == {"a.b.c": 1, "a.l": [1, 2], "e": {}}
+
+    def test_any_mapping_is_flattened_like_a_dict(self) -> None:
+        """Dicts and scalars skip the Mapping ABC check; other mappings still nest."""
+        nested = MappingProxyType({"b": MappingProxyType({"c": 1}), "s": "x", "e": {}})
+        flat = records.flatten({"a": nested, "t": True, "f": 1.5, "n": None})
+        assert flat == {"a.b.c": 1, "a.s": "x", "a.e": {}, "t": True, "f": 1.5, "n": None}
 
 
 class TestSerialise:
