@@ -185,13 +185,15 @@ class TestShapes:
         assert parsed.duration == 1800.0
 
     def test_bad_time_names_the_record_and_field(self) -> None:
-        with pytest.raises(ValueError, match=r"records\[1\]\.end_time must be an ISO-8601 time"):
+        with pytest.raises(
+            ValueError, match=r"end_time of records item 1 must be an ISO-8601 time"
+        ):
             report.build([RECORDS[0], {**RECORDS[1], "end_time": "yesterday"}])
-        with pytest.raises(ValueError, match=r"records\[0\]\.create_time .* got int"):
+        with pytest.raises(ValueError, match=r"create_time of records item 0 .* got int"):
             report.build([{**RECORDS[1], "create_time": 1714521600}])
 
     def test_a_record_must_be_a_mapping(self) -> None:
-        with pytest.raises(ValueError, match=r"records\[0\] must be a task record"):
+        with pytest.raises(ValueError, match=r"records item 0 must be a task record"):
             report.build(["m1"])  # type: ignore[list-item]
 
 
@@ -212,8 +214,11 @@ class TestIncomplete:
         [
             (42, r"incomplete_instances must be a list .* got int"),
             ("not a list", r"incomplete_instances must be a list"),
-            ([{"oldest_listed": None}], r"incomplete_instances\[0\] must be a mapping with"),
-            ([{"instance_id": A, "oldest_listed": "soon"}], r"\[0\]\.oldest_listed must be"),
+            ([{"oldest_listed": None}], r"incomplete_instances item 0 must be a mapping with"),
+            (
+                [{"instance_id": A, "oldest_listed": "soon"}],
+                r"oldest_listed of incomplete_instances item 0 must be",
+            ),
         ],
     )
     def test_bad(self, value: object, message: str) -> None:
@@ -327,7 +332,7 @@ class TestPage:
         assert "script" not in parsed.tags
         assert {"img", "b", "i"}.isdisjoint(parsed.tags)
         assert not [name for name, _ in parsed.attrs if name.startswith("on")]
-        assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
         assert hostile in "".join(parsed.text)  # shown as text, intact
 
     def test_hostile_title_is_escaped(self) -> None:
