@@ -205,22 +205,25 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         )
         self.on_incomplete = validation.one_of(on_incomplete, "on_incomplete", ON_INCOMPLETE)
         self.page_size = validation.limit(page_size, "page_size") if page_size is not None else None
-        # Everything that is not a template is checked now, at DAG parse time; so are a scheme
-        # no filesystem opens and a format whose library is missing, known from the literal
-        # parts of a templated destination.
-        check_scheme(destination, "destination")
-        self._check_fields(only_literal=True)
-        if not validation.is_template(output_format):
-            named = str(destination) if destination is not None else ""
-            check_format_library(
-                output_format or records.infer_format(named),
-                "output_format" if output_format else "destination",
-            )
+        self._check_at_parse_time()
         # What the last run read and wrote, for OpenLineage.
         self._lineage_source: tuple[str, list[str]] | None = None
         self._written: ObjectStoragePath | None = None
         # The other map indexes of this run found writing the same destination.
         self._shared_with: set[int] = set()
+
+    def _check_at_parse_time(self) -> None:
+        """Everything that is not a template; and what the literal parts of a templated
+        destination tell already: a scheme no filesystem opens, a format whose library is
+        missing here."""
+        check_scheme(self.destination, "destination")
+        self._check_fields(only_literal=True)
+        if not validation.is_template(self.output_format):
+            named = "" if self.destination is None else str(self.destination)
+            check_format_library(
+                self.output_format or records.infer_format(named),
+                "output_format" if self.output_format else "destination",
+            )
 
     def _check_fields(self, *, only_literal: bool) -> dict[str, Any]:
         """Validate the (rendered) fields; skip the ones still holding templates if asked."""

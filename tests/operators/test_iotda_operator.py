@@ -3,9 +3,7 @@ formats, concurrency, all-or-nothing writes, empty results, non-file storage."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -16,8 +14,6 @@ from typing import Any
 
 import pendulum
 import pytest
-import structlog
-import structlog.testing
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
@@ -66,22 +62,6 @@ TASKS_B = [
     api_task("b2", "MODIFY", "SUCCESS", "2024-05-01T06:00:00.000Z"),
     api_task("b1", "UNFREEZE", "PENDING", "2024-05-01T05:00:00.000Z"),
 ]
-
-
-@contextlib.contextmanager
-def captured_logs() -> Iterator[list[dict[str, Any]]]:
-    """Every structlog line (the operator's ``self.log``) down to DEBUG."""
-    previous = structlog.get_config()
-    capture = structlog.testing.LogCapture()
-    structlog.configure(
-        processors=[capture],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        cache_logger_on_first_use=False,
-    )
-    try:
-        yield capture.entries  # type: ignore[misc]
-    finally:
-        structlog.configure(**previous)
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -437,45 +417,6 @@ class TestConcurrency:
         assert len(sessions) == 3  # three worker threads...
         assert all(len(ids) == 1 for ids in sessions.values())  # ...one session each
         assert sorted(closed) == sorted(i for ids in sessions.values() for i in ids)
-
-    def test_the_fan_out_logs_one_info_line_and_a_warning_per_failed_instance(
-        self, fake_iotda: FakeIoTDA
-    ) -> None:
-        """Per-instance lines are DEBUG (200 INFO lines would queue the fan-out on the log
-        lock); one INFO line sums the fan-out up; a failed instance stays a WARNING."""
-        fake_iotda.add(INSTANCE_A, TASKS_A)
-        fake_iotda.add(INSTANCE_B, TASKS_B)
-        fake_iotda.add(INSTANCE_C, TASKS_B[:1])
-        fake_iotda.fail[INSTANCE_B] = 404
-        with captured_logs() as entries:
-            op(instance_ids=[INSTANCE_A, INSTANCE_B, INSTANCE_C], on_instance_error="skip").execute(
-                {}
-            )
-        lines = [(e["log_level"], e["event"]) for e in entries]
-        per_instance = sorted(
-            (level, event)
-            for level, event in lines
-            if event.startswith(("Instance ", "Skipped instance "))
-        )
-        assert [level for level, _ in per_instance] == ["debug", "debug", "warning"]
-        assert per_instance[0][1].startswith(
-            f"Instance {INSTANCE_A}: 5 record(s) kept of 5 task(s) listed in 1 page(s), "
-        )
-        assert per_instance[1][1].startswith(
-            f"Instance {INSTANCE_C}: 1 record(s) kept of 1 task(s) listed in 1 page(s), "
-        )
-        assert per_instance[2][1].startswith(
-            f"Skipped instance {INSTANCE_B} (on_instance_error='skip'): listing tasks failed "
-            "after 0 page(s), "
-        )
-        assert "IOTDA.000006" in per_instance[2][1]
-        info = [event for level, event in lines if level == "info" and "Listed" in event]
-        assert len(info) == 1
-        assert info[0].startswith("Listed 2 of 3 instance(s) in ")
-        assert (
-            "6 record(s) kept of 6 task(s) listed in 2 page(s); 1 failed, 0 not started"
-            in (info[0])
-        )
 
 
 # -- storage output ---------------------------------------------------------------------------
