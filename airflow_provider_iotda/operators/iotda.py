@@ -318,11 +318,16 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         }
         new = sorted(sharing - self._shared_with)
         if new:
+            others = (
+                f"does map index {new[0]}"
+                if len(new) == 1
+                else f"do map indexes {', '.join(map(str, new))}"
+            )
             message = (
-                f"Map index {map_index} of {self.task_id} writes {destination}, and so does "
-                f"map index {', '.join(map(str, new))} of this run: the indexes overwrite each "
-                "other and only the last one's records remain; put something that differs per "
-                "index into destination (e.g. {{ ti.map_index }})"
+                f"Map index {map_index} of {self.task_id} writes {destination}, and so {others} "
+                "of this run: the indexes overwrite each other and only the last one's records "
+                "remain; put something that differs per index into destination (e.g. "
+                "{{ ti.map_index }})"
             )
             if self.if_exists == "fail":
                 raise AirflowFailException(f"{message} (if_exists='fail'): not overwritten")

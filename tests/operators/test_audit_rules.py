@@ -507,6 +507,24 @@ def test_an_index_that_starts_during_the_fetch_is_found_before_writing(
     assert listing(tmp_path) == []
 
 
+def test_several_indexes_writing_the_same_destination_are_named(
+    fake_iotda: FakeIoTDA, tmp_path: Path, capsys: Any
+) -> None:
+    fake_iotda.add(INSTANCE_A, [api_task("a1")])
+    target = tmp_path / "all.json"
+    xcoms = FakeXComs()
+    for index in (0, 2, 3):
+        xcoms.ti(index).xcom_push(
+            operator_module.DESTINATION_XCOM_KEY, {"map_index": index, "destination": str(target)}
+        )
+    xcoms.ti(4).xcom_push(
+        operator_module.DESTINATION_XCOM_KEY, {"map_index": 4, "destination": "/elsewhere.json"}
+    )
+    run_index(xcoms, 1, destination=str(target))
+    out = capsys.readouterr().out
+    assert f"Map index 1 of dump writes {target}, and so do map indexes 0, 2, 3 of this run" in out
+
+
 def test_an_unmapped_task_records_and_pulls_nothing(fake_iotda: FakeIoTDA, tmp_path: Path) -> None:
     fake_iotda.add(INSTANCE_A, [api_task("a1")])
     xcoms = FakeXComs()
