@@ -186,16 +186,11 @@ def report_task(record: Mapping[str, Any], index: int = 0) -> ReportTask:
     )
 
 
-def parse_incomplete(value: Any, field: str = "incomplete_instances") -> list[IncompleteInstance]:
-    """The list operator's ``incomplete_instances``: ``[{"instance_id", "oldest_listed"}]``.
-
-    Also accepted: JSON or Python list text (as a non-native template renders it) and plain
-    instance IDs.
-    """
+def list_value(value: Any, field: str, expected: str) -> list[Any]:
+    """``value`` as a list: a list or tuple, or its JSON or Python text (what a template
+    renders without ``render_template_as_native_obj``); ``expected`` says what it should be."""
     if isinstance(value, str):
         text = value.strip()
-        if not text:
-            return []
         try:
             value = json.loads(text)
         except ValueError:
@@ -203,14 +198,28 @@ def parse_incomplete(value: Any, field: str = "incomplete_instances") -> list[In
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError) as exc:
                 raise ValueError(
-                    f"{field} must be a list of {{'instance_id', 'oldest_listed'}} mappings "
-                    f"(the incomplete_instances of the list operator's summary); got {text[:80]!r}"
+                    f"{field} must be {expected}; got text that is neither JSON nor a Python "
+                    f"list: {text[:80]!r}"
                 ) from exc
     if not isinstance(value, list | tuple):
-        raise ValueError(
-            f"{field} must be a list of {{'instance_id', 'oldest_listed'}} mappings; "
-            f"got {type(value).__name__}"
-        )
+        raise ValueError(f"{field} must be {expected}; got {type(value).__name__}")
+    return list(value)
+
+
+def parse_incomplete(value: Any, field: str = "incomplete_instances") -> list[IncompleteInstance]:
+    """The list operator's ``incomplete_instances``: ``[{"instance_id", "oldest_listed"}]``.
+
+    Also accepted: JSON or Python list text (as a non-native template renders it), empty text
+    and plain instance IDs.
+    """
+    if isinstance(value, str) and not value.strip():
+        return []
+    value = list_value(
+        value,
+        field,
+        "a list of {'instance_id', 'oldest_listed'} mappings (the incomplete_instances of the "
+        "list operator's summary)",
+    )
     result = []
     for i, item in enumerate(value):
         if isinstance(item, str) and item.strip():
@@ -410,7 +419,7 @@ class TimelineRow:
     mid: float
     tooltip: str
     waited: tuple[float, float] | None  # created -> started, drawn as a dashed line
-    bar: tuple[float, float] | None  # x and width of the bar from start to end (or now)
+    bar: tuple[float, float] | None  # x and width: start to end, or to the axis end if unfinished
     finished: bool
     label: str
 

@@ -7,9 +7,7 @@ page through ``ObjectStoragePath`` (whole or not at all) and returns a small sum
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -84,26 +82,15 @@ def _title(value: object) -> str:
 
 
 def _record_list(value: object) -> list[Mapping[str, Any]]:
-    """Records as XCom gives them: a list of mappings, or its JSON / Python text (what a
-    template renders without ``render_template_as_native_obj``)."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError) as exc:
-                raise ValueError(
-                    "records must be a list of task records (e.g. \"{{ ti.xcom_pull('dump_tasks') "
-                    '}}" with render_template_as_native_obj=True); '
-                    f"got text that is neither JSON nor a Python list: {text[:80]!r}"
-                ) from exc
-    if not isinstance(value, list | tuple):
-        raise ValueError(
-            "records must be a list of task records (the list operator's XCom output); "
-            f"got {type(value).__name__}"
-        )
+    """Records as XCom gives them: a list of mappings, or its JSON / Python text."""
+    from airflow_provider_iotda.report import list_value
+
+    value = list_value(
+        value,
+        "records",
+        "a list of task records, the list operator's XCom output (e.g. \"{{ ti.xcom_pull("
+        "'dump_tasks') }}\" with render_template_as_native_obj=True)",
+    )
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
             raise ValueError(

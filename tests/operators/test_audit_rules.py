@@ -438,6 +438,13 @@ class FakeXComs:
 
         return TI()
 
+    def claim(self, map_index: int, destination: str) -> None:
+        """What index ``map_index`` records before fetching."""
+        self.ti(map_index).xcom_push(
+            operator_module.DESTINATION_XCOM_KEY,
+            {"map_index": map_index, "destination": destination},
+        )
+
 
 def run_index(xcoms: FakeXComs, map_index: int, **kwargs: Any) -> Any:
     return op(instance_ids=INSTANCE_A, **kwargs).execute({"ti": xcoms.ti(map_index)})  # type: ignore[arg-type]
@@ -480,9 +487,7 @@ def test_if_exists_fail_refuses_a_destination_another_index_writes_before_fetchi
     fake_iotda.add(INSTANCE_A, [api_task("a1")])
     target = tmp_path / "all.json"
     xcoms = FakeXComs()
-    xcoms.ti(0).xcom_push(
-        operator_module.DESTINATION_XCOM_KEY, {"map_index": 0, "destination": str(target)}
-    )
+    xcoms.claim(0, str(target))
     with pytest.raises(AirflowFailException, match=r"and so does map index 0 of this run.*'fail'"):
         run_index(xcoms, 1, destination=str(target), if_exists="fail")
     assert fake_iotda.requests == []
@@ -497,10 +502,7 @@ def test_an_index_that_starts_during_the_fetch_is_found_before_writing(
     fake_iotda.add(INSTANCE_A, [api_task("a1")])
     target = tmp_path / "all.json"
     xcoms = FakeXComs()
-    claim = {"map_index": 1, "destination": str(target)}
-    fake_iotda.on_request = lambda _: xcoms.ti(1).xcom_push(
-        operator_module.DESTINATION_XCOM_KEY, claim
-    )
+    fake_iotda.on_request = lambda _: xcoms.claim(1, str(target))
     with pytest.raises(AirflowFailException, match="and so does map index 1 of this run"):
         run_index(xcoms, 0, destination=str(target), if_exists="fail")
     assert len(fake_iotda.requests) == 1
@@ -514,12 +516,8 @@ def test_several_indexes_writing_the_same_destination_are_named(
     target = tmp_path / "all.json"
     xcoms = FakeXComs()
     for index in (0, 2, 3):
-        xcoms.ti(index).xcom_push(
-            operator_module.DESTINATION_XCOM_KEY, {"map_index": index, "destination": str(target)}
-        )
-    xcoms.ti(4).xcom_push(
-        operator_module.DESTINATION_XCOM_KEY, {"map_index": 4, "destination": "/elsewhere.json"}
-    )
+        xcoms.claim(index, str(target))
+    xcoms.claim(4, "/elsewhere.json")
     run_index(xcoms, 1, destination=str(target))
     out = capsys.readouterr().out
     assert f"Map index 1 of dump writes {target}, and so do map indexes 0, 2, 3 of this run" in out
