@@ -3,13 +3,15 @@
 Local files get a temporary sibling that is synced and renamed over the target; object stores
 get the whole object in one write (a single PUT), and a failed write never removes an object
 that was there before.  :func:`resolve` finds the destination's filesystem before any work is
-done, naming the package to install when there is none.
+done, naming the package to install when there is none; :func:`check_scheme` refuses, when
+the DAG is parsed, a scheme no filesystem can open (such as ``obs://``: OBS is reached as S3).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -17,35 +19,82 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
-#: The package that registers a scheme's filesystem with Airflow (README, "Storage").
-SCHEME_PACKAGES = {scheme: "apache-airflow-providers-amazon[s3fs]" for scheme in ("s3", "s3a")}
+#: What registers a scheme's filesystem with Airflow: (package, extra).
+SCHEME_PACKAGES = {scheme: ("apache-airflow-providers-amazon", "s3fs") for scheme in ("s3", "s3a")}
 #: The ``open()`` keyword that sets an object's content type, by scheme (s3fs: boto3's name).
 _CONTENT_TYPE_OPTIONS = {"s3": "ContentType", "s3a": "ContentType"}
+#: A URL's scheme; a scheme written with a template is not known before the task runs.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+#: Huawei OBS speaks the S3 API: the way to it through Airflow's S3 filesystem.
+OBS_ROUTE = (
+    "Huawei OBS is S3-compatible: write to s3://AWS_CONN_ID@BUCKET/KEY with an Amazon Web "
+    "Services connection whose extra endpoint_url is the OBS endpoint of the bucket's region, "
+    "e.g. https://obs.cn-north-4.myhuaweicloud.com (apache-airflow-providers-amazon with its "
+    "s3fs extra reads and writes it)"
+)
 
 
 class StorageUnavailableError(RuntimeError):
     """The destination's scheme has no filesystem in this Airflow installation."""
 
 
-def resolve(url: str) -> ObjectStoragePath:
+def registered_schemes() -> list[str]:
+    """The schemes Airflow can open here: those ``ObjectStoragePath`` (universal-pathlib over
+    fsspec) knows and for which Airflow has a filesystem (its ``has_fs``)."""
+    from airflow.sdk.io import has_fs
+    from upath.registry import available_implementations
+
+    return sorted(
+        s for s in {"file", "local", *available_implementations(fallback=True)} if has_fs(s)
+    )
+
+
+def _unavailable(url: str, scheme: str, field: str, cause: object) -> str:
+    """Why ``url`` cannot be opened and what to do: the schemes there are, the OBS route, or the
+    package that registers a known scheme."""
+    registered = ", ".join(f"{s}://" for s in registered_schemes()) or "none"
+    message = (
+        f"{field} {url!r} uses the scheme {scheme}://, for which Airflow has no filesystem here "
+        f"({cause}); the schemes registered here are {registered}"
+    )
+    if scheme.lower() == "obs":
+        return f"{message}. {OBS_ROUTE}"
+    package = SCHEME_PACKAGES.get(scheme.lower())
+    if package is not None:
+        return f"{message}; install {package[0]} with its {package[1]} extra where the tasks run"
+    return f"{message}; install the Airflow provider that registers the {scheme}:// filesystem"
+
+
+def check_scheme(url: object, field: str = "destination") -> None:
+    """At DAG-parse time: refuse a URL whose scheme no filesystem can open (fsspec does not
+    know it, as ``obs://``), naming ``field``, the registered schemes and, for OBS, the S3
+    route.  A scheme written with a template, a path and a non-string are left alone; whether
+    Airflow has the filesystem is checked by :func:`resolve` where the task runs."""
+    if not isinstance(url, str):
+        return
+    match = _SCHEME.match(url.strip())
+    if match is None:
+        return
+    from upath.registry import get_upath_class
+
+    scheme = match.group(1)
+    if get_upath_class(scheme.lower()) is None:  # what makes ObjectStoragePath refuse it
+        raise ValueError(_unavailable(url.strip(), scheme, field, "fsspec does not know it"))
+
+
+def resolve(url: str, field: str = "destination") -> ObjectStoragePath:
     """``url`` as an ``ObjectStoragePath`` whose filesystem is ready; raises
-    :class:`StorageUnavailableError` naming the package to install when there is none."""
+    :class:`StorageUnavailableError` naming ``field``, the schemes registered and the package to
+    install when there is none."""
     from airflow.sdk import ObjectStoragePath
 
-    path = ObjectStoragePath(url)
-    scheme = path.protocol or "file"
+    match = _SCHEME.match(url)
+    scheme = match.group(1) if match else "file"
     try:
+        path = ObjectStoragePath(url)
         path.fs  # noqa: B018 - resolving the filesystem is the point
     except (ValueError, ImportError) as exc:
-        package = SCHEME_PACKAGES.get(scheme)
-        advice = (
-            f"install {package} where the tasks run"
-            if package
-            else f"install the Airflow provider that registers the {scheme!r} filesystem"
-        )
-        raise StorageUnavailableError(
-            f"Cannot write {url}: no filesystem for {scheme}:// ({exc}); {advice}"
-        ) from exc
+        raise StorageUnavailableError(_unavailable(url, scheme, field, exc)) from exc
     return path
 
 
@@ -57,6 +106,30 @@ def exists(path: ObjectStoragePath) -> bool | None:
         return bool(path.fs.exists(path.path))
     except Exception:
         return None
+
+
+def open_or_fail(url: str, field: str = "destination") -> ObjectStoragePath:
+    """:func:`resolve` for an operator: a missing filesystem fails the task without retries."""
+    from airflow_provider_iotda.compat import AirflowFailException
+
+    try:
+        return resolve(url, field)
+    except StorageUnavailableError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def write_or_raise(path: ObjectStoragePath, url: str, data: bytes, content_type: str) -> None:
+    """:func:`write_object` for an operator: a failure is an ``AirflowException`` naming
+    ``url`` (retried as any task failure)."""
+    from airflow_provider_iotda.compat import AirflowException
+
+    try:
+        write_object(path, data, content_type=content_type)
+    except Exception as exc:
+        raise AirflowException(
+            f"Could not write {url}: {type(exc).__name__}: {exc}; "
+            "no partial object was left at the destination"
+        ) from exc
 
 
 def write_object(path: ObjectStoragePath, data: bytes, *, content_type: str | None = None) -> None:

@@ -21,6 +21,7 @@ from airflow_provider_iotda.compat import (
     AirflowSkipException,
 )
 from airflow_provider_iotda.config import DEFAULT_CONN_ID
+from airflow_provider_iotda.storage import check_scheme
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -39,6 +40,9 @@ ON_INCOMPLETE = ("warn", "fail")
 IF_EXISTS = ("overwrite", "fail", "skip")
 #: ``instance_ids`` value that audits every instance of the connection's project.
 ALL_INSTANCES = "all"
+#: XCom key under which each map index of a mapped task records, before fetching, the
+#: destination it writes (see ``IoTDAInstanceTaskListOperator._indexes_sharing``).
+DESTINATION_XCOM_KEY = "iotda_destination"
 
 
 def utc_now() -> dt.datetime:
@@ -46,6 +50,24 @@ def utc_now() -> dt.datetime:
     import pendulum
 
     return pendulum.now("UTC")
+
+
+def check_format_library(output_format: str | None, field: str) -> None:
+    """At DAG-parse time: a format whose library is missing here (Parquet without pyarrow) is
+    an error naming ``field`` and the extra to install; found without importing the library."""
+    extra = records.FORMAT_EXTRAS.get(output_format or "")
+    if extra is None:
+        return
+    import importlib.util
+
+    module, package = extra
+    if importlib.util.find_spec(module) is None:
+        name, _, rest = package.partition("[")
+        raise ValueError(
+            f"{field} means the {output_format} format, which needs {module}, and {module} is "
+            f"not installed where this DAG is parsed: install {name} with its "
+            f"{rest.rstrip(']')} extra (it brings {module}) where DAGs are parsed and tasks run"
+        )
 
 
 @dataclass(frozen=True)
@@ -106,10 +128,19 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         ``"{{ data_interval_end }}"``): the window is half-open, so daily runs never overlap.
     :param destination: ``None`` to return the records as XCom, or a path/URL written through
         ``airflow.sdk.ObjectStoragePath`` (templated), e.g.
-        ``"file:///data/iotda/{{ ds }}/tasks.jsonl"`` or ``"s3://aws_default@bucket/{{ ds }}.csv"``.
+        ``"file:///data/iotda/{{ data_interval_start | ds }}/tasks.jsonl"`` or
+        ``"s3://aws_default@bucket/{{ data_interval_start | ds }}.csv"`` (the audited window
+        starts at ``data_interval_start``; ``{{ ds }}`` would name the run's date, a day later
+        for daily runs).  A scheme no filesystem opens (``obs://``: Huawei OBS is written as
+        S3, ``s3://conn_id@bucket/key`` with the OBS endpoint in the AWS connection's extra
+        ``endpoint_url``) is refused when the DAG is parsed.  The map indexes of a mapped task
+        should write different objects (e.g. ``{{ ti.map_index }}`` in the path): an index that
+        finds another index of the same run writing its destination warns, or fails with
+        ``if_exists="fail"``.
     :param output_format: ``json`` (one array), ``jsonl`` (one record a line), ``csv``
         (flattened, stable header) or ``parquet`` (the CSV columns, typed; needs the
-        ``parquet`` extra); inferred from the destination's suffix when not given.
+        ``parquet`` extra, checked when the DAG is parsed); inferred from the destination's
+        suffix when not given.
     :param if_exists: ``overwrite`` (default), ``fail`` or ``skip`` (the task is skipped) when
         the destination already exists; checked before anything is fetched.
     :param max_concurrency: instances fetched at once (1 to 64, default 16).
@@ -174,11 +205,25 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         )
         self.on_incomplete = validation.one_of(on_incomplete, "on_incomplete", ON_INCOMPLETE)
         self.page_size = validation.limit(page_size, "page_size") if page_size is not None else None
-        # Everything that is not a template is checked now, at DAG parse time.
-        self._check_fields(only_literal=True)
+        self._check_at_parse_time()
         # What the last run read and wrote, for OpenLineage.
         self._lineage_source: tuple[str, list[str]] | None = None
         self._written: ObjectStoragePath | None = None
+        # The other map indexes of this run found writing the same destination.
+        self._shared_with: set[int] = set()
+
+    def _check_at_parse_time(self) -> None:
+        """Everything that is not a template; and what the literal parts of a templated
+        destination tell already: a scheme no filesystem opens, a format whose library is
+        missing here."""
+        check_scheme(self.destination, "destination")
+        self._check_fields(only_literal=True)
+        if not validation.is_template(self.output_format):
+            named = "" if self.destination is None else str(self.destination)
+            check_format_library(
+                self.output_format or records.infer_format(named),
+                "output_format" if self.output_format else "destination",
+            )
 
     def _check_fields(self, *, only_literal: bool) -> dict[str, Any]:
         """Validate the (rendered) fields; skip the ones still holding templates if asked."""
@@ -226,6 +271,9 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         incomplete = self._check_completeness(args, dumped)
         if target is None:
             return self._to_xcom(dumped, skipped)
+        assert args.destination is not None
+        # Again before writing: the fetch took a while, other indexes may have started.
+        self._shared_with = self._indexes_sharing(context, args.destination, claim=False)
         return self._write_with_summary(args, target, dumped, skipped, incomplete, found)
 
     # -- before fetching ---------------------------------------------------------------------
@@ -240,21 +288,51 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
 
         try:
             records.require_format(args.output_format)
-            path = storage.resolve(args.destination)
-        except (ImportError, storage.StorageUnavailableError) as exc:
+        except ImportError as exc:
             raise AirflowFailException(str(exc)) from exc
-        if _shares_destination(self, context):
+        path = storage.open_or_fail(args.destination)
+        self._shared_with = set()
+        self._shared_with = self._indexes_sharing(context, args.destination, claim=True)
+        self._refuse_existing(path, args.destination)
+        return path
+
+    def _indexes_sharing(self, context: Context, destination: str, *, claim: bool) -> set[int]:
+        """The other map indexes of this task in this run that write ``destination`` too,
+        compared on the rendered destinations each index records in XCom (``claim``: record
+        ours first).  Warns about new ones, or fails with ``if_exists='fail'``; an unmapped
+        task has none.  Indexes running at the same moment may still miss each other."""
+        ti = context.get("ti")
+        map_index = getattr(ti, "map_index", None)
+        if ti is None or not isinstance(map_index, int) or map_index < 0:
+            return set()
+        if claim:
+            ti.xcom_push(DESTINATION_XCOM_KEY, {"map_index": map_index, "destination": destination})
+        pulled = ti.xcom_pull(task_ids=self.task_id, key=DESTINATION_XCOM_KEY)
+        claims = pulled if isinstance(pulled, list) else [pulled]
+        sharing = {
+            c["map_index"]
+            for c in claims
+            if isinstance(c, dict)
+            and c.get("destination") == destination
+            and c.get("map_index") != map_index
+        }
+        new = sorted(sharing - self._shared_with)
+        if new:
+            others = (
+                f"does map index {new[0]}"
+                if len(new) == 1
+                else f"do map indexes {', '.join(map(str, new))}"
+            )
             message = (
-                f"Every map index of {self.task_id} writes the same destination "
-                f"{args.destination}: they overwrite each other and only the last one's records "
+                f"Map index {map_index} of {self.task_id} writes {destination}, and so {others} "
+                "of this run: the indexes overwrite each other and only the last one's records "
                 "remain; put something that differs per index into destination (e.g. "
                 "{{ ti.map_index }})"
             )
             if self.if_exists == "fail":
-                raise AirflowFailException(f"{message} (if_exists='fail')")
+                raise AirflowFailException(f"{message} (if_exists='fail'): not overwritten")
             self.log.warning(message)
-        self._refuse_existing(path, args.destination)
-        return path
+        return sharing | self._shared_with
 
     def _refuse_existing(self, path: ObjectStoragePath, destination: str) -> None:
         """Apply ``if_exists='fail'`` / ``'skip'``; an unanswered check fails the task."""
@@ -340,6 +418,7 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
 
         results: dict[str, InstanceResult] = {}
         workers = min(self.max_concurrency, len(instance_ids))
+        started = time.monotonic()
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="iotda-tasks") as pool:
                 futures: dict[Future[InstanceResult], str] = {
@@ -362,19 +441,26 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
                                 other.cancel()
         finally:
             hooks.close()
-        return [results[i] for i in instance_ids if i in results]
+        ordered = [results[i] for i in instance_ids if i in results]
+        self._log_fan_out(ordered, len(instance_ids), time.monotonic() - started)
+        return ordered
 
     def _log_instance(self, result: InstanceResult) -> None:
+        """A failed instance is a WARNING at once; the others are DEBUG lines (one INFO line
+        sums them up after the fan-out, so 200 instances do not queue on the log lock)."""
         if result.error is not None:
-            self.log.error(
-                "Instance %s: listing tasks failed after %d page(s), %.2f s: %s",
+            skipping = self._may_skip(result.error)
+            self.log.warning(
+                "%s %s%s: listing tasks failed after %d page(s), %.2f s: %s",
+                "Skipped instance" if skipping else "Instance",
                 result.instance_id,
+                " (on_instance_error='skip')" if skipping else "",
                 result.pages,
                 result.seconds,
                 result.error,
             )
         else:
-            self.log.info(
+            self.log.debug(
                 "Instance %s: %d record(s) kept of %d task(s) listed in %d page(s), %.2f s",
                 result.instance_id,
                 len(result.records),
@@ -382,6 +468,22 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
                 result.pages,
                 result.seconds,
             )
+
+    def _log_fan_out(self, results: list[InstanceResult], asked: int, seconds: float) -> None:
+        listed = [r for r in results if r.error is None]
+        self.log.info(
+            "Listed %d of %d instance(s) in %.2f s: %d record(s) kept of %d task(s) listed in "
+            "%d page(s); %d failed, %d not started; slowest instance %.2f s",
+            len(listed),
+            asked,
+            seconds,
+            sum(len(r.records) for r in listed),
+            sum(r.listed for r in listed),
+            sum(r.pages for r in results),
+            len(results) - len(listed),
+            asked - len(results),
+            max((r.seconds for r in results), default=0.0),
+        )
 
     # -- fail or skip ------------------------------------------------------------------------
 
@@ -404,12 +506,6 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
                 + (f" (output {destination} was not written)" if destination else "")
             ) from failed[0].error
         skipped = [{"instance_id": r.instance_id, "error": str(r.error)} for r in failed]
-        for item in skipped:
-            self.log.warning(
-                "Skipped instance %s (on_instance_error='skip'): %s",
-                item["instance_id"],
-                item["error"],
-            )
         return [r for r in results if r.error is None], skipped
 
     def _check_completeness(
@@ -472,7 +568,11 @@ class IoTDAInstanceTaskListOperator(BaseOperator):
         all_records = [record for r in dumped for record in r.records]
         data = records.serialise(all_records, args.output_format)
         self._refuse_existing(path, args.destination)  # again: the fetch took a while
-        _write(path, args.destination, data, records.CONTENT_TYPES[args.output_format])
+        from airflow_provider_iotda import storage
+
+        storage.write_or_raise(
+            path, args.destination, data, records.CONTENT_TYPES[args.output_format]
+        )
         self._written = path
         summary = {
             "destination": args.destination,
@@ -540,55 +640,8 @@ def _iotda_namespace(config: IoTDAConnectionConfig) -> str:
     return f"iotda://{urlsplit(config.endpoint).netloc}/{config.project_id}"
 
 
-def _shares_destination(operator: BaseOperator, context: Context) -> bool:
-    """Whether this is one map index of a mapped task whose destination is the same for every
-    index: ``destination`` was given to ``partial()`` (not expanded) and its template mentions
-    neither ``map_index`` nor any expanded argument, and the task has more than one index.
-
-    A mapped task's operator is built by ``MappedOperator.unmap()``; the DAG's ``task_dict``
-    keeps the ``MappedOperator`` itself, with ``partial_kwargs`` and the expanded names.
-    """
-    ti = context.get("ti")
-    map_index = getattr(ti, "map_index", None)
-    if map_index is None or map_index < 0 or not operator.has_dag():  # type: ignore[no-untyped-call]
-        return False
-    definition = operator.dag.task_dict.get(operator.task_id)
-    partial = getattr(definition, "partial_kwargs", None)
-    if not isinstance(partial, dict) or partial.get("destination") is None:
-        return False
-    count = context.get("expanded_ti_count")
-    if isinstance(count, int) and count <= 1:
-        return False
-    template = str(partial["destination"])
-    expanded = _expanded_names(definition)
-    return "map_index" not in template and not any(name in template for name in expanded)
-
-
-def _expanded_names(definition: Any) -> set[str]:
-    """The argument names a mapped operator expands (``expand()``, or the keys of literal
-    ``expand_kwargs()`` dicts)."""
-    value = getattr(getattr(definition, "expand_input", None), "value", None)
-    if isinstance(value, dict):
-        return {str(k) for k in value}
-    if isinstance(value, list | tuple):
-        return {str(k) for item in value if isinstance(item, dict) for k in item}
-    return set()
-
-
 def _skipped_note(skipped: list[dict[str, str]]) -> str:
     return f"; skipped {len(skipped)} instance(s)" if skipped else ""
-
-
-def _write(path: ObjectStoragePath, destination: str, data: bytes, content_type: str) -> None:
-    from airflow_provider_iotda.storage import write_object
-
-    try:
-        write_object(path, data, content_type=content_type)
-    except Exception as exc:
-        raise AirflowException(
-            f"Could not write {destination}: {type(exc).__name__}: {exc}; "
-            "no partial object was left at the destination"
-        ) from exc
 
 
 class _HookPool:

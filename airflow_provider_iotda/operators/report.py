@@ -7,9 +7,7 @@ page through ``ObjectStoragePath`` (whole or not at all) and returns a small sum
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +17,8 @@ from airflow.sdk import BaseOperator
 from airflow_provider_iotda import records as task_records
 from airflow_provider_iotda import validation
 from airflow_provider_iotda.compat import AirflowException
+from airflow_provider_iotda.operators.iotda import check_format_library
+from airflow_provider_iotda.storage import check_scheme
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -53,7 +53,7 @@ def _html_destination(value: object) -> str:
     if not text.lower().endswith(HTML_SUFFIXES):
         raise ValueError(
             f"destination must name an .html (or .htm) file, e.g. "
-            f"file:///data/iotda/{{{{ ds }}}}/report.html; got {text!r}"
+            f"file:///data/iotda/{{{{ data_interval_start | ds }}}}/report.html; got {text!r}"
         )
     return text
 
@@ -82,26 +82,15 @@ def _title(value: object) -> str:
 
 
 def _record_list(value: object) -> list[Mapping[str, Any]]:
-    """Records as XCom gives them: a list of mappings, or its JSON / Python text (what a
-    template renders without ``render_template_as_native_obj``)."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError) as exc:
-                raise ValueError(
-                    "records must be a list of task records (e.g. \"{{ ti.xcom_pull('dump_tasks') "
-                    '}}" with render_template_as_native_obj=True); '
-                    f"got text that is neither JSON nor a Python list: {text[:80]!r}"
-                ) from exc
-    if not isinstance(value, list | tuple):
-        raise ValueError(
-            "records must be a list of task records (the list operator's XCom output); "
-            f"got {type(value).__name__}"
-        )
+    """Records as XCom gives them: a list of mappings, or its JSON / Python text."""
+    from airflow_provider_iotda.report import list_value
+
+    value = list_value(
+        value,
+        "records",
+        "a list of task records, the list operator's XCom output (e.g. \"{{ ti.xcom_pull("
+        "'dump_tasks') }}\" with render_template_as_native_obj=True)",
+    )
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
             raise ValueError(
@@ -172,7 +161,12 @@ class IoTDAInstanceTaskReportOperator(BaseOperator):
         self.source_format = source_format
         self.title = title
         self.incomplete_instances = incomplete_instances
-        # Everything that is not a template (or an XComArg) is checked now, at DAG parse time.
+        # Everything that is not a template (or an XComArg) is checked now, at DAG parse time;
+        # so are a scheme no filesystem opens and a Parquet source without pyarrow.
+        check_scheme(destination, "destination")
+        check_scheme(source, "source")
+        if isinstance(source, str) and not validation.is_template(source_format):
+            check_format_library(source_format or task_records.infer_format(source), "source")
         self._check_fields(only_literal=True)
 
     def _check_fields(self, *, only_literal: bool) -> dict[str, Any]:
@@ -219,49 +213,24 @@ class IoTDAInstanceTaskReportOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Read the records, write the page, return its summary."""
-        from airflow.sdk import ObjectStoragePath
-
-        from airflow_provider_iotda import report
+        from airflow_provider_iotda import report, storage
 
         checked = self._check_fields(only_literal=False)
         destination: str = checked["destination"]
-        try:
-            target = ObjectStoragePath(destination)
-            target.fs  # noqa: B018 - resolve the filesystem before reading anything
-        except Exception as exc:
-            hint = (
-                " (S3 and Huawei OBS need apache-airflow-providers-amazon[s3fs])"
-                if destination.lower().startswith(("s3://", "s3a://"))
-                else ""
-            )
-            raise AirflowException(f"Cannot write {destination}: {exc}{hint}") from exc
-
+        target = storage.open_or_fail(destination)  # before reading anything
         if "records" in checked:
-            rows = checked["records"]
-            origin = "XCom"
+            rows, origin = checked["records"], "XCom"
         else:
             rows = self._read(checked["source"], checked["source_format"])
             origin = checked["source"]
         incomplete = self.incomplete_instances
         if incomplete is None:
             incomplete = checked.get("summary_incomplete")
-
         data = report.build(rows, incomplete)
         page = report.render_html(
-            data,
-            title=checked["title"],
-            generated_at=dt.datetime.now(dt.UTC),
-            source=origin,
+            data, title=checked["title"], generated_at=dt.datetime.now(dt.UTC), source=origin
         ).encode()
-        from airflow_provider_iotda.storage import write_object
-
-        try:
-            write_object(target, page, content_type="text/html; charset=utf-8")
-        except Exception as exc:
-            raise AirflowException(
-                f"Could not write {destination}: {type(exc).__name__}: {exc}; "
-                "no partial object was left at the destination"
-            ) from exc
+        storage.write_or_raise(target, destination, page, "text/html; charset=utf-8")
         summary = {"destination": destination, "bytes": len(page), **data.summary()}
         self.log.info(
             "Wrote the report of %d task(s) of %d instance(s) from %s to %s (%d bytes): "

@@ -3,6 +3,7 @@ DAGs in tests/dag_files/audit_rules_dags.py against the simulator on loopback.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,18 @@ def test_if_exists_is_checked_before_fetching(
 
 
 def test_mapped_indexes_sharing_a_destination_fail_with_if_exists_fail(
-    rules: Any, audit_simulator: IoTDASimulator, tmp_path: Path
+    rules: Any, audit_simulator: IoTDASimulator, tmp_path: Path, capsys: Any
 ) -> None:
-    assert run(rules, "audit_rule_mapped_fail") == ("failed", ["failed", "failed"])
-    assert list(tmp_path.iterdir()) == []
-    assert audit_simulator.counters.requests == 0
+    """dag.test() runs one index, then the other: the first writes; the second finds the
+    first's destination in XCom (rendered destinations compared) and fails before fetching."""
+    assert run(rules, "audit_rule_mapped_fail") == ("failed", ["failed", "success"])
+    assert re.search(
+        r"Map index (0|1) of dump writes .*and so does map index (1|0) of this run",
+        capsys.readouterr().out,
+    )
+    got = records.parse((tmp_path / "mapped.json").read_bytes(), "json")
+    assert got == listed_records(audit_simulator, [COMPLETE])
+    assert audit_simulator.counters.requests == 1  # the first index's listing only
 
 
 def test_mapped_indexes_sharing_a_destination_warn_and_overwrite(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import DAG, ObjectStoragePath
+from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from iotda_test_values import TEST_ENDPOINT, TEST_PROJECT, FakeObjectStore
 
@@ -24,7 +25,6 @@ from airflow_provider_iotda.compat import (
     AirflowSkipException,
 )
 from airflow_provider_iotda.operators import iotda as operator_module
-from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 
 from .operator_fakes import (
     INSTANCE_A,
@@ -250,6 +250,33 @@ def test_parquet_output(fake_iotda: FakeIoTDA, tmp_path: Path) -> None:
     assert rows[0]["target_config.flavor.size"] == 2
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"destination": "/data/tasks.parquet"}, "destination"),
+        ({"destination": "file:///data/{{ data_interval_start | ds }}/t.parquet"}, "destination"),
+        ({"destination": "/data/{{ ds }}/tasks", "output_format": "parquet"}, "output_format"),
+    ],
+)
+def test_parquet_without_pyarrow_is_refused_when_the_dag_is_parsed(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], field: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # what an environment without it gives
+    with pytest.raises(ValueError) as info:
+        op(instance_ids=INSTANCE_A, **kwargs)
+    assert str(info.value) == (
+        f"{field} means the parquet format, which needs pyarrow, and pyarrow is not installed "
+        "where this DAG is parsed: install airflow-provider-iotda with its parquet extra (it "
+        "brings pyarrow) where DAGs are parsed and tasks run"
+    )
+
+
+def test_other_formats_do_not_need_pyarrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    op(instance_ids=INSTANCE_A, destination="/data/tasks.csv")
+    op(instance_ids=INSTANCE_A, destination="/data/{{ ds }}/tasks", output_format="{{ fmt }}")
+
+
 def test_parquet_without_pyarrow_fails_before_fetching(
     fake_iotda: FakeIoTDA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -321,6 +348,28 @@ class TestIfExists:
 # -- the destination's filesystem ------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["obs://my-bucket/iotda/tasks.json", "obs://{{ var.value.bucket }}/{{ ds }}/tasks.json"],
+)
+def test_an_obs_destination_is_refused_at_parse_time_with_the_s3_route(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        op(instance_ids=INSTANCE_A, destination=url)
+    message = str(info.value)
+    assert message.startswith(f"destination {url!r} uses the scheme obs://, for which Airflow")
+    assert "the schemes registered here are file://, local://" in message
+    assert "s3://AWS_CONN_ID@BUCKET/KEY" in message
+    assert "extra endpoint_url is the OBS endpoint" in message
+    assert "[" not in message  # Airflow's CLI would eat it as markup
+
+
+def test_an_unknown_scheme_is_refused_at_parse_time() -> None:
+    with pytest.raises(ValueError, match=r"^destination 'nosuch://b/t.json' uses the scheme"):
+        op(instance_ids=INSTANCE_A, destination="nosuch://b/t.json")
+    # a scheme written with a template is known only when the task runs
+    op(instance_ids=INSTANCE_A, destination="{{ var.value.scheme }}://b/t.json")
+
+
 @pytest.fixture
 def no_s3(monkeypatch: pytest.MonkeyPatch) -> None:
     """Airflow as installed without the amazon provider: only the built-in filesystems."""
@@ -337,8 +386,11 @@ def test_a_scheme_without_filesystem_fails_at_once(fake_iotda: FakeIoTDA, no_s3:
     with pytest.raises(AirflowFailException) as info:
         op(instance_ids=INSTANCE_A, destination=url).execute({})
     message = str(info.value)
-    assert f"Cannot write {url}: no filesystem for s3://" in message
-    assert "install apache-airflow-providers-amazon[s3fs]" in message
+    assert (
+        f"destination {url!r} uses the scheme s3://, for which Airflow has no filesystem" in message
+    )
+    assert "the schemes registered here are file://, local://;" in message
+    assert "install apache-airflow-providers-amazon with its s3fs extra" in message
     assert fake_iotda.requests == []
 
 
@@ -347,7 +399,9 @@ def test_a_scheme_without_filesystem_fails_at_once(fake_iotda: FakeIoTDA, no_s3:
     reason="the amazon provider is installed here (the case is simulated by the test above)",
 )
 def test_s3_without_the_amazon_provider(fake_iotda: FakeIoTDA) -> None:
-    with pytest.raises(AirflowFailException, match=r"apache-airflow-providers-amazon\[s3fs\]"):
+    with pytest.raises(
+        AirflowFailException, match=r"apache-airflow-providers-amazon with its s3fs"
+    ):
         op(instance_ids=INSTANCE_A, destination="s3://bucket/tasks.json").execute({})
     assert fake_iotda.requests == []
 
@@ -355,94 +409,132 @@ def test_s3_without_the_amazon_provider(fake_iotda: FakeIoTDA) -> None:
 # -- mapped tasks ----------------------------------------------------------------------------
 
 
-def mapped_dump(**partial: Any) -> Any:
-    """A mapped operator in a DAG: ``partial(**partial)``, expanded over two connections (or
-    over destinations when ``partial`` has none)."""
-    with DAG("mapped_audit", schedule=None, start_date=pendulum.datetime(2024, 1, 1)) as dag:
-        task = IoTDAInstanceTaskListOperator.partial(
-            task_id="dump", instance_ids=INSTANCE_A, **partial
+class FakeXComs:
+    """The XComs of one DAG run, with the task SDK's pull semantics: ``xcom_pull(task_ids=t,
+    key=k)`` without ``map_indexes`` gives every map index's value in index order, the value
+    itself when there is one, ``None`` when there is none."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, int, str], Any] = {}
+        self.pulls = 0
+
+    def ti(self, map_index: int, task_id: str = "dump") -> Any:
+        xcoms = self
+
+        class TI:
+            def __init__(self) -> None:
+                self.task_id, self.map_index = task_id, map_index
+
+            def xcom_push(self, key: str, value: Any) -> None:
+                json.dumps(value)  # XCom values must be JSON-able
+                xcoms.values[(task_id, map_index, key)] = value
+
+            def xcom_pull(self, task_ids: str, key: str) -> Any:
+                xcoms.pulls += 1
+                found = [
+                    v for (t, _, k), v in sorted(xcoms.values.items()) if (t, k) == (task_ids, key)
+                ]
+                return None if not found else found[0] if len(found) == 1 else found
+
+        return TI()
+
+    def claim(self, map_index: int, destination: str) -> None:
+        """What index ``map_index`` records before fetching."""
+        self.ti(map_index).xcom_push(
+            operator_module.DESTINATION_XCOM_KEY,
+            {"map_index": map_index, "destination": destination},
         )
-        if "destination" in partial:
-            mapped = task.expand(iotda_conn_id=["acct_a", "acct_b"])
-        else:
-            mapped = task.expand(destination=["/data/a.json", "/data/b.json"])
-    assert dag.task_dict["dump"] is mapped
-    return mapped
 
 
-def unmapped(mapped: Any, **resolved: Any) -> IoTDAInstanceTaskListOperator:
-    operator = mapped.unmap(resolved)
-    assert isinstance(operator, IoTDAInstanceTaskListOperator)
-    return operator
+def run_index(xcoms: FakeXComs, map_index: int, **kwargs: Any) -> Any:
+    return op(instance_ids=INSTANCE_A, **kwargs).execute({"ti": xcoms.ti(map_index)})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("partial", "resolved", "map_index", "count", "shared"),
-    [
-        ({"destination": "/data/all.json"}, {"iotda_conn_id": "acct_a"}, 0, 2, True),
-        ({"destination": "/data/{{ ds }}.json"}, {"iotda_conn_id": "acct_b"}, 1, None, True),
-        (
-            {"destination": "/data/{{ ti.map_index }}.json"},
-            {"iotda_conn_id": "acct_a"},
-            0,
-            2,
-            False,
-        ),
-        (
-            {"destination": "/d/{{ task.iotda_conn_id }}.json"},
-            {"iotda_conn_id": "acct_a"},
-            0,
-            2,
-            False,
-        ),
-        ({"destination": "/data/all.json"}, {"iotda_conn_id": "acct_a"}, 0, 1, False),  # one index
-        ({}, {"destination": "/data/a.json"}, 0, 2, False),  # the destination is expanded
-    ],
-)
-def test_mapped_indexes_sharing_a_destination(
-    partial: dict[str, Any],
-    resolved: dict[str, Any],
-    map_index: int,
-    count: int | None,
-    shared: bool,
+def test_map_indexes_writing_different_destinations_do_not_warn(
+    fake_iotda: FakeIoTDA, tmp_path: Path, capsys: Any
 ) -> None:
-    operator = unmapped(mapped_dump(**partial), **resolved)
-    context: Any = {"ti": SimpleNamespace(map_index=map_index), "expanded_ti_count": count}
-    assert operator_module._shares_destination(operator, context) is shared
+    fake_iotda.add(INSTANCE_A, [api_task("a1")])
+    xcoms = FakeXComs()
+    for index in (0, 1):
+        run_index(xcoms, index, destination=str(tmp_path / f"{index}.json"), if_exists="fail")
+    assert listing(tmp_path) == ["0.json", "1.json"]
+    assert "writes" not in capsys.readouterr().out
+    assert xcoms.values[("dump", 1, operator_module.DESTINATION_XCOM_KEY)] == {
+        "map_index": 1,
+        "destination": str(tmp_path / "1.json"),
+    }
 
 
-def test_an_unmapped_task_never_shares() -> None:
-    operator = op(destination="/data/all.json")
-    context: Any = {"ti": SimpleNamespace(map_index=-1)}
-    assert operator_module._shares_destination(operator, context) is False
-
-
-@pytest.mark.parametrize(("mode", "fails"), [("fail", True), ("overwrite", False)])
-def test_a_shared_destination_warns_or_fails_before_fetching(
-    fake_iotda: FakeIoTDA,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    capsys: Any,
-    mode: str,
-    fails: bool,
+def test_a_later_index_writing_the_same_destination_warns_and_overwrites(
+    fake_iotda: FakeIoTDA, tmp_path: Path, capsys: Any
 ) -> None:
-    from .operator_fakes import connection_json
-
-    monkeypatch.setenv("AIRFLOW_CONN_ACCT_A", connection_json())
     fake_iotda.add(INSTANCE_A, [api_task("a1")])
     target = tmp_path / "all.json"
-    mapped = mapped_dump(destination=str(target), if_exists=mode)
-    operator = unmapped(mapped, iotda_conn_id="acct_a")
-    context: Any = {"ti": SimpleNamespace(map_index=0), "expanded_ti_count": 2}
-    if fails:
-        with pytest.raises(AirflowFailException, match="Every map index of dump writes the same"):
-            operator.execute(context)
-        assert fake_iotda.requests == []
-        assert listing(tmp_path) == []
-    else:
-        operator.execute(context)
-        assert "Every map index of dump writes the same destination" in capsys.readouterr().out
-        assert target.exists()
+    xcoms = FakeXComs()
+    run_index(xcoms, 0, destination=str(target))
+    assert "writes" not in capsys.readouterr().out  # the first index cannot know yet
+    run_index(xcoms, 1, destination=str(target))
+    out = capsys.readouterr().out
+    assert f"Map index 1 of dump writes {target}, and so does map index 0 of this run" in out
+    assert "{{ ti.map_index }}" in out
+    assert out.count("and so does") == 1  # warned once, not again before writing
+    assert listing(tmp_path) == ["all.json"]
+
+
+def test_if_exists_fail_refuses_a_destination_another_index_writes_before_fetching(
+    fake_iotda: FakeIoTDA, tmp_path: Path
+) -> None:
+    fake_iotda.add(INSTANCE_A, [api_task("a1")])
+    target = tmp_path / "all.json"
+    xcoms = FakeXComs()
+    xcoms.claim(0, str(target))
+    with pytest.raises(AirflowFailException, match=r"and so does map index 0 of this run.*'fail'"):
+        run_index(xcoms, 1, destination=str(target), if_exists="fail")
+    assert fake_iotda.requests == []
+    assert listing(tmp_path) == []
+
+
+def test_an_index_that_starts_during_the_fetch_is_found_before_writing(
+    fake_iotda: FakeIoTDA, tmp_path: Path
+) -> None:
+    """Indexes running at once: index 1 records the same destination while index 0 fetches;
+    index 0 looks again before writing and, with ``if_exists='fail'``, writes nothing."""
+    fake_iotda.add(INSTANCE_A, [api_task("a1")])
+    target = tmp_path / "all.json"
+    xcoms = FakeXComs()
+    fake_iotda.on_request = lambda _: xcoms.claim(1, str(target))
+    with pytest.raises(AirflowFailException, match="and so does map index 1 of this run"):
+        run_index(xcoms, 0, destination=str(target), if_exists="fail")
+    assert len(fake_iotda.requests) == 1
+    assert listing(tmp_path) == []
+
+
+def test_several_indexes_writing_the_same_destination_are_named(
+    fake_iotda: FakeIoTDA, tmp_path: Path, capsys: Any
+) -> None:
+    fake_iotda.add(INSTANCE_A, [api_task("a1")])
+    target = tmp_path / "all.json"
+    xcoms = FakeXComs()
+    for index in (0, 2, 3):
+        xcoms.claim(index, str(target))
+    xcoms.claim(4, "/elsewhere.json")
+    run_index(xcoms, 1, destination=str(target))
+    out = capsys.readouterr().out
+    assert f"Map index 1 of dump writes {target}, and so do map indexes 0, 2, 3 of this run" in out
+
+
+def test_an_unmapped_task_records_and_pulls_nothing(fake_iotda: FakeIoTDA, tmp_path: Path) -> None:
+    fake_iotda.add(INSTANCE_A, [api_task("a1")])
+    xcoms = FakeXComs()
+    run_index(xcoms, -1, destination=str(tmp_path / "t.json"))
+    assert (xcoms.values, xcoms.pulls) == ({}, 0)
+
+
+def test_xcom_output_records_nothing(fake_iotda: FakeIoTDA) -> None:
+    fake_iotda.add(INSTANCE_A, [api_task("a1")])
+    xcoms = FakeXComs()
+    assert len(run_index(xcoms, 0)) == 1
+    assert (xcoms.values, xcoms.pulls) == ({}, 0)
 
 
 # -- content type and OpenLineage ------------------------------------------------------------

@@ -298,7 +298,8 @@ class TestXComOutput:
             {"limit": ["2"], "marker": ["a2"]},
         ]
         out = capsys.readouterr().out
-        assert f"Instance {INSTANCE_A}: 5 record(s) kept of 5 task(s) listed in 3 page(s)" in out
+        assert "Listed 1 of 1 instance(s) in " in out
+        assert ": 5 record(s) kept of 5 task(s) listed in 3 page(s); 0 failed, 0 not started" in out
 
     def test_exact_multiple_of_page_size_ends_on_an_empty_page(self, fake_iotda: FakeIoTDA) -> None:
         fake_iotda.add(INSTANCE_A, TASKS_A[:4])

@@ -18,7 +18,7 @@ from airflow.sdk.io.store import _STORE_CACHE, ObjectStore
 from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_iotda import records
-from airflow_provider_iotda.compat import AirflowException
+from airflow_provider_iotda.compat import AirflowException, AirflowFailException
 from airflow_provider_iotda.get_provider_info import get_provider_info
 from airflow_provider_iotda.operators.report import IoTDAInstanceTaskReportOperator
 
@@ -256,9 +256,37 @@ class TestFailures:
         with pytest.raises(ValueError, match=r"end_time of records item 0 must be an ISO-8601"):
             op(records=rows, destination=str(tmp_path / "r.html")).execute({})
 
-    def test_unknown_scheme_fails_before_reading(self, tmp_path: Path) -> None:
-        with pytest.raises(AirflowException, match=r"Cannot write nosuch://b/r.html: .*nosuch"):
-            op(source=str(tmp_path / "absent.jsonl"), destination="nosuch://b/r.html").execute({})
+    @pytest.mark.parametrize("field", ["destination", "source"])
+    def test_unknown_scheme_is_refused_when_the_dag_is_parsed(
+        self, tmp_path: Path, field: str
+    ) -> None:
+        kwargs = {"source": str(tmp_path / "t.jsonl"), "destination": str(tmp_path / "r.html")}
+        kwargs[field] = "obs://bucket/iotda/r.html"
+        with pytest.raises(ValueError) as info:
+            op(**kwargs)
+        message = str(info.value)
+        assert message.startswith(f"{field} 'obs://bucket/iotda/r.html' uses the scheme obs://")
+        assert "s3://AWS_CONN_ID@BUCKET/KEY" in message
+
+    def test_a_scheme_without_filesystem_fails_before_reading(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from airflow.sdk.io import fs as airflow_fs
+
+        monkeypatch.setattr(airflow_fs, "_register_filesystems", lambda: {})  # no provider
+        source = tmp_path / "tasks.jsonl"
+        read: list[str] = []
+        monkeypatch.setattr(IoTDAInstanceTaskReportOperator, "_read", lambda *a: read.append("x"))
+        with pytest.raises(AirflowFailException, match=r"^destination 'gs://b/r.html' uses the"):
+            op(source=str(source), destination="gs://b/r.html").execute({})
+        assert read == []
+
+    def test_a_parquet_source_without_pyarrow_is_refused_when_the_dag_is_parsed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "pyarrow", None)
+        with pytest.raises(ValueError, match=r"^source means the parquet format, which needs"):
+            op(source=str(tmp_path / "t.parquet"), destination=str(tmp_path / "r.html"))
 
     def test_s3_without_the_amazon_provider_names_the_package(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -269,7 +297,9 @@ class TestFailures:
             monkeypatch.delitem(_STORE_CACHE, key)
         monkeypatch.setattr(airflow_fs, "_register_filesystems", lambda: {})  # no provider
         url = "s3://aws_default@bucket/r.html"
-        with pytest.raises(AirflowException, match=r"apache-airflow-providers-amazon\[s3fs\]"):
+        with pytest.raises(
+            AirflowException, match=r"apache-airflow-providers-amazon with its s3fs"
+        ):
             op(source=str(tmp_path / "absent.jsonl"), destination=url).execute({})
 
     def test_failed_local_write_keeps_the_old_page(

@@ -5,8 +5,11 @@ empty input, and that the page needs nothing from the network."""
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
+import tomllib
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,8 @@ from airflow_provider_iotda import records, report
 A = "aaaaaaaa-0000-4000-8000-00000000000a"
 B = "bbbbbbbb-0000-4000-8000-00000000000b"
 GENERATED = dt.datetime(2024, 5, 2, 0, 5, tzinfo=dt.UTC)
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = Path(report.__file__).parent / "templates"
 
 
 def task(
@@ -185,7 +190,9 @@ class TestShapes:
         assert parsed.duration == 1800.0
 
     def test_bad_time_names_the_record_and_field(self) -> None:
-        with pytest.raises(ValueError, match=r"end_time of records item 1 must be an ISO-8601"):
+        with pytest.raises(
+            ValueError, match=r"end_time of records item 1 must be an ISO-8601 time"
+        ):
             report.build([RECORDS[0], {**RECORDS[1], "end_time": "yesterday"}])
         with pytest.raises(ValueError, match=r"create_time of records item 0 .* got int"):
             report.build([{**RECORDS[1], "create_time": 1714521600}])
@@ -330,7 +337,7 @@ class TestPage:
         assert "script" not in parsed.tags
         assert {"img", "b", "i"}.isdisjoint(parsed.tags)
         assert not [name for name, _ in parsed.attrs if name.startswith("on")]
-        assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
         assert hostile in "".join(parsed.text)  # shown as text, intact
 
     def test_hostile_title_is_escaped(self) -> None:
@@ -372,3 +379,34 @@ class TestPage:
         text = " ".join(parse_page(page).text)
         assert "No task with a time." in text
         assert "No finished task." in text
+
+
+class TestTemplates:
+    """The page is laid out by Jinja2 templates shipped as package data."""
+
+    def test_the_style_sheet_is_inlined_from_the_shipped_file(self) -> None:
+        css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+        page = render(RECORDS)
+        assert f"<style>\n{css}</style>" in page
+        assert "{{" not in page  # every template tag was rendered
+        assert "{%" not in page
+
+    def test_every_template_is_package_data(self) -> None:
+        """A wheel without them would fail only when a report is written."""
+        pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+        globs = pyproject["tool"]["setuptools"]["package-data"]["airflow_provider_iotda"]
+        shipped = sorted(p.name for p in TEMPLATES.iterdir() if p.is_file())
+        assert {"report.html.j2", "report_macros.html.j2", "report.css"} <= set(shipped)
+        for name in shipped:
+            assert any(fnmatch.fnmatch(f"templates/{name}", g) for g in globs), name
+
+    def test_autoescape_is_on_for_every_value(self) -> None:
+        page = report.render_html(
+            report.build([task("<t>", "<T>", "<S>", "01:00:00", instance="<i>")]),
+            title="<title>",
+            generated_at=GENERATED,
+            source="<src>",
+        )
+        for raw in ("<t>", "<T>", "<S>", "<i>", "<src>"):
+            assert raw not in page
+        assert "&lt;title&gt;" in page

@@ -89,3 +89,73 @@ def test_a_failed_local_write_keeps_the_previous_file_and_no_temporary(
         storage.write_object(ObjectStoragePath(f"file://{target}"), b"new")
     assert target.read_bytes() == OLD
     assert [p.name for p in tmp_path.iterdir()] == ["tasks.jsonl"]
+
+
+# -- schemes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/data/iotda/tasks.json",
+        "file:///data/iotda/tasks.json",
+        "s3://aws_default@bucket/{{ ds }}/tasks.json",
+        "memory://bucket/tasks.json",  # fsspec knows it; Airflow's filesystem is checked later
+        "gs://bucket/tasks.json",
+        "{{ var.value.scheme }}://bucket/tasks.json",  # the scheme is known only at run time
+        "{{ var.value.destination }}",
+        None,
+    ],
+)
+def test_check_scheme_lets_through_what_may_open(url: str | None) -> None:
+    storage.check_scheme(url)
+
+
+@pytest.mark.parametrize("url", ["obs://bucket/tasks.json", "OBS://bucket/{{ ds }}/tasks.json"])
+def test_check_scheme_teaches_the_obs_route(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        storage.check_scheme(url, "destination")
+    message = str(info.value)
+    scheme = url.split(":", 1)[0]
+    assert message.startswith(f"destination {url!r} uses the scheme {scheme}://, for which")
+    assert "(fsspec does not know it)" in message
+    assert storage.OBS_ROUTE in message
+    assert "[" not in message
+
+
+def test_check_scheme_lists_the_registered_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.io import fs
+
+    monkeypatch.setattr(fs, "_register_filesystems", lambda: {"file": None, "gs": None})
+    with pytest.raises(ValueError) as info:
+        storage.check_scheme("nosuch://bucket/t.json", "source")
+    assert str(info.value) == (
+        "source 'nosuch://bucket/t.json' uses the scheme nosuch://, for which Airflow has no "
+        "filesystem here (fsspec does not know it); the schemes registered here are file://, "
+        "gs://; install the Airflow provider that registers the nosuch:// filesystem"
+    )
+
+
+def test_resolve_names_the_package_of_a_known_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.io import fs
+
+    monkeypatch.setattr(fs, "_register_filesystems", lambda: dict(fs._BUILTIN_SCHEME_TO_FS))
+    for key in [k for k in _STORE_CACHE if "s3" in k]:
+        monkeypatch.delitem(_STORE_CACHE, key)
+    with pytest.raises(storage.StorageUnavailableError) as info:
+        storage.resolve("s3a://conn@bucket/t.json")
+    message = str(info.value)
+    assert "the schemes registered here are file://, local://;" in message
+    assert message.endswith(
+        "install apache-airflow-providers-amazon with its s3fs extra where the tasks run"
+    )
+
+
+def test_resolve_refuses_an_unknown_scheme_with_the_same_message() -> None:
+    """The path is built inside the check: fsspec's own error never reaches the user alone."""
+    with pytest.raises(storage.StorageUnavailableError) as info:
+        storage.resolve("obs://bucket/t.json")
+    message = str(info.value)
+    assert message.startswith("destination 'obs://bucket/t.json' uses the scheme obs://")
+    assert "obs" in message.split("(", 1)[1].split(")", 1)[0]  # the cause, as Airflow says it
+    assert storage.OBS_ROUTE in message
