@@ -15,13 +15,13 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
 # The storage/lineage test extra (amazon provider, moto, OpenLineage) goes on the 3.3 line only.
-EXTRAS  ?= test,sdk-check,parquet,sql$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check)
+EXTRAS  ?= test,simulator,release,sdk-check,parquet,sql$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check)
 comma   := ,
 # On 3.1 and 3.2 the long fault-storm trials beyond a named subset are left to the 3.3 run
 # (tests/reliability/test_storm.py: marker storm_full); everything else runs on every line.
 PYTEST_ARGS ?= -q $(if $(filter 3.3,$(AIRFLOW)),,-m "not storm_full")
 
-.PHONY: help install test test-all lint typecheck unit demo bench reliability clean
+.PHONY: help install test test-all lint typecheck unit demo bench reliability dist wheel-smoke clean
 
 help:
 	@echo "make demo         run the example DAGs in a real Airflow against the simulator"
@@ -29,6 +29,8 @@ help:
 	@echo "make test-all     the test suite on every supported Airflow line (3.1, 3.2, 3.3)"
 	@echo "make bench        run the benchmarks (prints figures and ratios)"
 	@echo "make reliability  run the fault-storm / hostile-answer trials (prints figures)"
+	@echo "make dist         build the sdist and the wheel into dist/, check them (twine --strict)"
+	@echo "make wheel-smoke  install dist/*.whl in a clean venv; run the example DAGs and smoke tests"
 
 ifeq ($(filter $(AIRFLOW),$(LINES)),)
 $(error AIRFLOW must be one of $(LINES); got '$(AIRFLOW)')
@@ -72,5 +74,17 @@ reliability: $(STAMP)
 	$(BIN)/python -m pytest tests/reliability -q
 	$(BIN)/python benchmarks/reliability_storm.py
 
+# The release artefacts.  `python -m build` makes the sdist, then the wheel from the unpacked
+# sdist (so a file missing from the sdist breaks the wheel here, not for a user); its isolated
+# build environment gets setuptools>=77 as pyproject.toml's build-system asks.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The built wheel as a stranger installs it (.ci/wheel-smoke says how; CI runs it after make dist).
+wheel-smoke: dist
+	.ci/wheel-smoke
+
 clean:
-	rm -rf .venv .venv-3.1 .venv-3.2 build *.egg-info .mypy_cache .ruff_cache
+	rm -rf .venv .venv-3.1 .venv-3.2 build dist *.egg-info .mypy_cache .ruff_cache

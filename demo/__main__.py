@@ -23,8 +23,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from airflow_provider_iotda.simulator.scenario import DEMO_SCENARIO_PATH
+
 REPO = Path(__file__).resolve().parent.parent
-SCENARIO = REPO / "airflow_provider_iotda" / "simulator" / "demo_scenario.json"
+# The installed package's copy: the wheel smoke test (.ci/wheel-smoke) runs this demo from a
+# directory that holds no package source.
+SCENARIO = DEMO_SCENARIO_PATH
 # Recognisable demo credentials: the final check greps every output and file for them.
 DEMO_AK = "DEMOACCESSKEY000001"
 DEMO_SK = "DEMO-SECRET-KEY-must-never-appear-7c41"

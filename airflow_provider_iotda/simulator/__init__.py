@@ -4,7 +4,8 @@ Start it from Python (``with IoTDASimulator(ak=..., sk=..., project_id=...) as s
 command line (``python -m airflow_provider_iotda.simulator``) or through the pytest fixture in
 :mod:`airflow_provider_iotda.simulator.pytest_plugin`.  See ``docs/simulator.md``.
 
-Importing this package is cheap: starlette and uvicorn are imported only when a server starts.
+Importing this package is cheap: starlette and uvicorn, which the server needs (the ``simulator``
+extra: ``pip install "airflow-provider-iotda[simulator]"``), are imported only when one starts.
 """
 
 from __future__ import annotations

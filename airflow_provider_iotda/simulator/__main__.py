@@ -1,12 +1,18 @@
 """Command line: ``python -m airflow_provider_iotda.simulator --ak AK --sk SK --project-id P``.
 
-Prints the base URL as the first line of stdout, then serves until SIGINT/SIGTERM (exit 0).
+Prints the base URL as the first line of stdout (scripts read it), then the scenario's
+instances and an ``AIRFLOW_CONN_IOTDA_DEFAULT`` line to paste, with a placeholder where the
+secret key goes (the simulator never prints the key it was given); then serves until
+SIGINT/SIGTERM (exit 0).  Needs the ``simulator`` extra (starlette, uvicorn): without it, exits
+with status 2 and one line naming ``pip install "airflow-provider-iotda[simulator]"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,9 +24,15 @@ from airflow_provider_iotda.simulator.faults import (
     parse_rate_options,
 )
 from airflow_provider_iotda.simulator.scenario import Scenario, ScenarioError, ScenarioSource
-from airflow_provider_iotda.simulator.server import DEFAULT_REGION, IoTDASimulator
+from airflow_provider_iotda.simulator.server import (
+    DEFAULT_REGION,
+    IoTDASimulator,
+    require_server_packages,
+)
 
 SK_ENV = "IOTDA_SIMULATOR_SK"
+#: Stands where the secret key goes in the printed connection.
+SECRET_KEY_PLACEHOLDER = "<your secret key>"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,10 +110,58 @@ def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     """Installed before serving: uvicorn re-raises the signal that stopped it on exit."""
 
 
+def connection_json(simulator: IoTDASimulator) -> str:
+    """The ``huaweicloud_iotda`` connection for this simulator as Airflow's JSON form, with
+    :data:`SECRET_KEY_PLACEHOLDER` as the password."""
+    from airflow_provider_iotda.config import CONN_TYPE
+
+    return json.dumps(
+        {
+            "conn_type": CONN_TYPE,
+            "login": simulator.auth.access_key,
+            "password": SECRET_KEY_PLACEHOLDER,
+            "extra": {"endpoint": simulator.url, "project_id": simulator.auth.project_id},
+        }
+    )
+
+
+def startup_lines(simulator: IoTDASimulator) -> list[str]:
+    """What the CLI prints once it listens: the URL first (scripts read that line), then the
+    scenario's instances and a connection to paste.  Never the secret key or tokens."""
+    from airflow_provider_iotda.config import DEFAULT_CONN_ID
+
+    instances = simulator.state.scenario.instances
+    lines = [simulator.url]
+    if instances:
+        lines.append(f"Instances ({len(instances)}) in project {simulator.auth.project_id}:")
+        for spec in instances:
+            flavor = f"{spec.flavor.get('type')} x {spec.flavor.get('size')}"
+            name = spec.name or "-"
+            lines.append(f"  {spec.instance_id}  {name}  {flavor}  {spec.status}")
+    else:
+        lines.append(
+            f"No instances yet in project {simulator.auth.project_id} "
+            "(--scenario demo starts with three)."
+        )
+    variable = f"AIRFLOW_CONN_{DEFAULT_CONN_ID.upper()}"
+    lines += [
+        f"Connection {DEFAULT_CONN_ID} for Airflow; replace {SECRET_KEY_PLACEHOLDER} with the "
+        f"secret key given to --sk or {SK_ENV}:",
+        f"export {variable}={shlex.quote(connection_json(simulator))}",
+        "Serving until Ctrl+C.",
+    ]
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        require_server_packages()
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     secret = args.sk or os.environ.get(SK_ENV)
     if not secret:
         parser.error(f"--sk (or the {SK_ENV} environment variable) is required")
@@ -142,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, _ignore_signal)
 
     def ready(url: str) -> None:
-        print(url, flush=True)
+        print("\n".join(startup_lines(simulator)), flush=True)
 
     simulator.serve_forever(on_ready=ready)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import socket
 import threading
 import time
@@ -22,8 +23,30 @@ from airflow_provider_iotda.simulator.scenario import (
 from airflow_provider_iotda.simulator.state import Counters, SimulatorState
 
 DEFAULT_REGION = "cn-north-4"
+#: The packages the simulator's server needs, installed by the ``simulator`` extra.
+SERVER_PACKAGES = ("starlette", "uvicorn")
+SIMULATOR_EXTRA_INSTALL = 'pip install "airflow-provider-iotda[simulator]"'
 #: Listen backlog, enough for a thousand pollers connecting at once.
 BACKLOG = 2048
+
+
+def require_server_packages() -> None:
+    """Raise :class:`ImportError` naming the ``simulator`` extra when starlette or uvicorn is
+    missing (the only place outside ``app.py`` and the server start that imports them)."""
+    missing = []
+    for name in SERVER_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ImportError(
+            f"the IoTDA simulator needs {' and '.join(SERVER_PACKAGES)}, and "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed; "
+            "install the simulator extra: "
+            f"{SIMULATOR_EXTRA_INSTALL}",
+            name=missing[0],
+        )
 
 
 def _counting_protocol(base: Any, state: SimulatorState) -> Any:
@@ -93,6 +116,7 @@ class IoTDASimulator:
         pod_token: str | None = None,
         metadata_token_required: bool = True,
     ) -> None:
+        require_server_packages()
         from airflow_provider_iotda.simulator.app import AuthSettings
         from airflow_provider_iotda.simulator.identity import IdentityService
 

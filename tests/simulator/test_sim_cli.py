@@ -1,9 +1,13 @@
-"""``python -m airflow_provider_iotda.simulator``: prints its URL, serves, stops cleanly."""
+"""``python -m airflow_provider_iotda.simulator``: prints its URL (then its instances and a
+connection to paste), serves, stops cleanly; names the ``simulator`` extra when it is missing."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,7 +17,14 @@ import pytest
 import requests
 
 from airflow_provider_iotda.auth import Credentials
-from airflow_provider_iotda.hooks.iotda import SigningAuth
+from airflow_provider_iotda.hooks.iotda import IoTDAHook, SigningAuth
+from airflow_provider_iotda.simulator import IoTDASimulator, Scenario
+from airflow_provider_iotda.simulator.__main__ import (
+    SECRET_KEY_PLACEHOLDER,
+    SK_ENV,
+    startup_lines,
+)
+from airflow_provider_iotda.simulator.server import SIMULATOR_EXTRA_INSTALL
 
 from .sim_helpers import AK, INSTANCE_1, PROJECT, SK, TOKEN
 
@@ -39,12 +50,18 @@ def cli() -> Iterator[list[subprocess.Popen[str]]]:
             process.wait(5)
 
 
-def _start(cli: list[subprocess.Popen[str]], *extra: str) -> subprocess.Popen[str]:
+def _start(
+    cli: list[subprocess.Popen[str]],
+    *extra: str,
+    args: list[str] = ARGS,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [*BASE, *ARGS, *extra],
+        [*BASE, *args, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     cli.append(process)
     return process
@@ -98,3 +115,90 @@ def test_cli_needs_a_secret_key() -> None:
     )
     assert result.returncode == 2
     assert "--sk" in result.stderr
+
+
+CONN_LINE = "export AIRFLOW_CONN_IOTDA_DEFAULT="
+
+
+@pytest.mark.parametrize("sk_from", ["flag", "environment"])
+def test_cli_prints_instances_and_a_connection_but_never_the_secret_key(
+    cli: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch, sk_from: str
+) -> None:
+    if sk_from == "flag":
+        process = _start(cli, "--scenario", "demo", "--time-factor", "0")
+    else:
+        args = [arg for arg in ARGS if arg not in ("--sk", SK)]
+        env = {**os.environ, SK_ENV: SK}
+        process = _start(cli, "--scenario", "demo", "--time-factor", "0", args=args, env=env)
+    lines = [_first_line(process)]
+    assert process.stdout is not None
+    while not lines[-1].startswith(CONN_LINE):
+        line = process.stdout.readline()
+        assert line, f"the simulator stopped printing after {lines}"
+        lines.append(line.rstrip("\n"))
+    url = lines[0]
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+    shown = "\n".join(lines)
+    for instance in Scenario.demo().instances:
+        assert instance.instance_id in shown
+        assert instance.name is not None
+        assert instance.name in shown
+
+    # The connection works as printed once the placeholder is replaced by the secret key.
+    (value,) = shlex.split(lines[-1].removeprefix("export AIRFLOW_CONN_IOTDA_DEFAULT="))
+    conn = json.loads(value)
+    assert conn == {
+        "conn_type": "huaweicloud_iotda",
+        "login": AK,
+        "password": SECRET_KEY_PLACEHOLDER,
+        "extra": {"endpoint": url, "project_id": PROJECT},
+    }
+    conn["password"] = SK
+    monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", json.dumps(conn))
+    with IoTDAHook() as hook:
+        assert hook.list_instance_tasks(INSTANCE_1).count == 6
+
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    everything = shown + out + err
+    assert AK in everything
+    assert SK not in everything
+    assert TOKEN not in everything
+
+
+def test_startup_lines_of_an_empty_simulator() -> None:
+    simulator = IoTDASimulator(ak=AK, sk=SK, project_id=PROJECT)
+    simulator.bind()
+    try:
+        url = simulator.url
+        lines = startup_lines(simulator)
+    finally:
+        simulator.stop()
+    assert lines[0] == url
+    assert lines[1].startswith(f"No instances yet in project {PROJECT}")
+    assert sum(line.startswith(CONN_LINE) for line in lines) == 1
+    assert SK not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    "missing", [("starlette",), ("uvicorn",), ("starlette", "uvicorn")], ids="+".join
+)
+def test_cli_without_the_simulator_extra_names_it(missing: tuple[str, ...]) -> None:
+    code = (
+        "import runpy, sys\n"
+        f"for name in {missing!r}:\n"
+        "    sys.modules[name] = None\n"
+        f"sys.argv = ['simulator', *{ARGS!r}]\n"
+        "runpy.run_module('airflow_provider_iotda.simulator', run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert SIMULATOR_EXTRA_INSTALL in line
+    assert 'pip install "airflow-provider-iotda[simulator]"' in line
+    assert all(name in line for name in missing)
+    assert SK not in result.stderr
