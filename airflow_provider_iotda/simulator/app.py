@@ -126,12 +126,12 @@ def describe_seconds(seconds: float) -> str:
     return " ".join(part for part in parts if part)
 
 
-def _int_param(
-    pairs: dict[str, str], name: str, default: int, low: int, high: int, code: str
-) -> int | JSONResponse:
+def _int_param(pairs: dict[str, str], spec: fields.Integer, code: str) -> int | JSONResponse:
+    """A query parameter of ``fields.py`` (``OFFSET``, ``LIMIT``), answered as IoTDA does."""
+    name, low, high = spec.name, spec.low, spec.high or fields.PAGE_MAX
     raw = pairs.get(name)
     if raw is None:
-        return default
+        return spec.default if spec.default is not None else low
     text = raw.strip()
     if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())):
         return _invalid(f"{name} must be an integer between {low} and {high}, got {raw!r}.")
@@ -408,10 +408,10 @@ class SimulatorApp:
         pairs: dict[str, str] = {}
         for key, value in query_pairs(request.scope.get("query_string", b"").decode("latin-1")):
             pairs.setdefault(key, value)
-        offset = _int_param(pairs, "offset", 0, 0, 500, INVALID_INPUT)
+        offset = _int_param(pairs, fields.OFFSET, INVALID_INPUT)
         if isinstance(offset, Response):
             return offset
-        limit = _int_param(pairs, "limit", 500, 1, 500, LIMIT_OUT_OF_RANGE)
+        limit = _int_param(pairs, fields.LIMIT, LIMIT_OUT_OF_RANGE)
         if isinstance(limit, Response):
             return limit
         marker = pairs.get("marker") or None
@@ -445,10 +445,10 @@ class SimulatorApp:
         pairs: dict[str, str] = {}
         for key, value in query_pairs(request.scope.get("query_string", b"").decode("latin-1")):
             pairs.setdefault(key, value)
-        offset = _int_param(pairs, "offset", 0, 0, 500, INVALID_INPUT)
+        offset = _int_param(pairs, fields.OFFSET, INVALID_INPUT)
         if isinstance(offset, Response):
             return offset
-        limit = _int_param(pairs, "limit", 500, 1, 500, LIMIT_OUT_OF_RANGE)
+        limit = _int_param(pairs, fields.LIMIT, LIMIT_OUT_OF_RANGE)
         if isinstance(limit, Response):
             return limit
         marker = pairs.get("marker") or None

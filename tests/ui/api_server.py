@@ -82,13 +82,18 @@ def running_api_server(log_path: Path) -> Iterator[ApiServer]:
         yield server
         server.client.close()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_process_group(process, 30)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM to the process group (a server and its workers), SIGKILL after ``grace`` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 def _wait_for_token(url: str, process: subprocess.Popen[bytes], log_path: Path) -> str:

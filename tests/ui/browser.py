@@ -11,10 +11,7 @@ import base64
 import contextlib
 import itertools
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,15 +22,11 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from .api_server import free_port, stop_process_group
+
 CHROMIUM = next(
     (path for name in ("chromium", "chromium-browser") if (path := shutil.which(name))), None
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Page:
@@ -164,7 +157,7 @@ def chromium_page(width: int = 1280, height: int = 2400) -> Iterator[Page]:
     """A headless Chromium on a free loopback port with one page; stopped afterwards."""
     if CHROMIUM is None:
         raise RuntimeError("no chromium on PATH (Debian/Ubuntu: apt-get install -y chromium)")
-    port = _free_port()
+    port = free_port()
     profile = tempfile.mkdtemp(prefix="iotda-chromium-")
     args = [
         CHROMIUM,
@@ -190,13 +183,7 @@ def chromium_page(width: int = 1280, height: int = 2400) -> Iterator[Page]:
             page.send("Runtime.enable")
             yield page
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_process_group(process, 20)
         shutil.rmtree(profile, ignore_errors=True)
 
 
