@@ -162,16 +162,8 @@ class _WaitForInstanceTask(IoTDAHookMixin, BaseOperator):
         context["ti"].xcom_push(key=WAIT_XCOM_KEY, value=resume)
         wait = self._wait_for(query, started)
         self.defer(
-            trigger=IoTDAInstanceTaskTrigger(
-                iotda_conn_id=self.iotda_conn_id,
-                instance_id=query.instance_id,
-                instance_task_id=query.instance_task_id,
-                instance_task_type=query.instance_task_type,
-                created_after=query.created_after.isoformat() if query.created_after else None,
-                poll_interval=self.poke_interval,
-                started_at=started,
-                deadline=wait.deadline,
-                not_found_timeout=wait.not_found_timeout,
+            trigger=IoTDAInstanceTaskTrigger.waiting_for(
+                self.iotda_conn_id, wait, self.poke_interval
             ),
             method_name="execute_complete",
             kwargs=resume,

@@ -208,16 +208,8 @@ class IoTDAInstanceTaskSensor(IoTDAHookMixin, BaseSensorOperator):
         """
         from airflow_provider_iotda.triggers.shared_poll import poll_once
 
-        started = self._start(context)
         query = self._query()
-        wait = Wait(
-            query,
-            self.success_statuses,
-            self.failure_statuses,
-            started_at=started,
-            not_found_timeout=self.not_found_timeout,
-            transient="IoTDA did not answer this poke ({error}); poking again later",
-        )
+        wait = self._wait_for(query, self._start(context))
         step = wait.judge(poll_once(self.hook, query.instance_id), time.time())
         if step.line is not None:
             getattr(self.log, step.level)("%s", step.line)
@@ -227,6 +219,19 @@ class IoTDAInstanceTaskSensor(IoTDAHookMixin, BaseSensorOperator):
             self._defer(query)
         return False
 
+    def _wait_for(self, query: TaskQuery, started: float, deadline: float | None = None) -> Wait:
+        """This sensor's wait: in poke mode without a deadline (``BaseSensorOperator`` keeps
+        the timeout), deferred with ``started + timeout``."""
+        return Wait(
+            query,
+            self.success_statuses,
+            self.failure_statuses,
+            started_at=started,
+            deadline=deadline,
+            not_found_timeout=self.not_found_timeout,
+            transient="IoTDA did not answer this poke ({error}); poking again later",
+        )
+
     def _defer(self, query: TaskQuery) -> None:
         """Hand the wait to ``IoTDAInstanceTaskTrigger`` with what is left of ``timeout``."""
         from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
@@ -235,21 +240,11 @@ class IoTDAInstanceTaskSensor(IoTDAHookMixin, BaseSensorOperator):
         remaining = self.timeout - (time.time() - started)
         if remaining <= 0:
             raise AirflowSensorTimeout(timeout_message(query, self._waited(), self.timeout))
-        created_after = query.created_after.isoformat() if query.created_after else None
         self.log.info("Deferring: waiting in the triggerer for %s", query.describe())
+        wait = self._wait_for(query, started, deadline=started + self.timeout)
         self.defer(
-            trigger=IoTDAInstanceTaskTrigger(
-                iotda_conn_id=self.iotda_conn_id,
-                instance_id=query.instance_id,
-                instance_task_id=query.instance_task_id,
-                instance_task_type=query.instance_task_type,
-                created_after=created_after,
-                success_statuses=sorted(self.success_statuses),
-                failure_statuses=sorted(self.failure_statuses),
-                poll_interval=self.poke_interval,
-                started_at=started,
-                deadline=started + self.timeout,
-                not_found_timeout=self.not_found_timeout,
+            trigger=IoTDAInstanceTaskTrigger.waiting_for(
+                self.iotda_conn_id, wait, self.poke_interval
             ),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=remaining),

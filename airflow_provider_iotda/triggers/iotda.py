@@ -110,6 +110,27 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
         self.deadline = float(deadline) if deadline is not None else None
         self.not_found_timeout = float(not_found_timeout) if not_found_timeout is not None else None
 
+    @classmethod
+    def waiting_for(
+        cls, iotda_conn_id: str, wait: Wait, poll_interval: float
+    ) -> IoTDAInstanceTaskTrigger:
+        """The trigger that carries ``wait`` on in the triggerer (how the sensor and the
+        operators defer: the same query, statuses, start, deadline and tolerance)."""
+        query = wait.query
+        return cls(
+            iotda_conn_id=iotda_conn_id,
+            instance_id=query.instance_id,
+            instance_task_id=query.instance_task_id,
+            instance_task_type=query.instance_task_type,
+            created_after=query.created_after.isoformat() if query.created_after else None,
+            success_statuses=sorted(wait.success_statuses),
+            failure_statuses=sorted(wait.failure_statuses),
+            poll_interval=poll_interval,
+            started_at=wait.started_at,
+            deadline=wait.deadline,
+            not_found_timeout=wait.not_found_timeout,
+        )
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and JSON-able kwargs (no secrets: the connection is read when it runs)."""
         return (

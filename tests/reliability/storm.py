@@ -284,17 +284,17 @@ def storm_dag(mode: str) -> Any:
 
 class DecisionLog:
     """Records every decision the sensor (poke/reschedule) and its trigger (deferrable) made:
-    ``waiting.decide`` is wrapped where both modules call it."""
+    both judge each poll with ``waiting.Wait``, which calls ``waiting.decide``: it is wrapped
+    there."""
 
     def __init__(self) -> None:
         self.decisions: list[Any] = []
         self._saved: list[tuple[Any, Any]] = []
 
     def __enter__(self) -> DecisionLog:
-        from airflow_provider_iotda.sensors import iotda as sensor_module
-        from airflow_provider_iotda.triggers import iotda as trigger_module
+        from airflow_provider_iotda import waiting
 
-        for module in (sensor_module, trigger_module):
+        for module in (waiting,):
             original = module.decide
 
             def recording(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
