@@ -37,6 +37,7 @@ with DAG(
     catchup=False,
     tags=["iotda", "example"],
 ):
+    # [START quickstart_sensor]
     wait_for_modify = IoTDAInstanceTaskSensor(
         task_id="wait_for_modify",
         iotda_conn_id="iotda_default",
@@ -48,6 +49,7 @@ with DAG(
         poke_interval=5,  # the simulator is quick; a minute or more against IoTDA
         timeout=dt.timedelta(minutes=30),
     )
+    # [END quickstart_sensor]
 
     dump_tasks = IoTDAInstanceTaskListOperator(
         task_id="dump_tasks",
