@@ -15,13 +15,13 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
 # The storage/lineage test extra (amazon provider, moto, OpenLineage) goes on the 3.3 line only.
-EXTRAS  ?= test,sdk-check,parquet$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check)
+EXTRAS  ?= test,sdk-check,parquet$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check$(comma)docs)
 comma   := ,
 # On 3.1 and 3.2 the long fault-storm trials beyond a named subset are left to the 3.3 run
 # (tests/reliability/test_storm.py: marker storm_full); everything else runs on every line.
 PYTEST_ARGS ?= -q $(if $(filter 3.3,$(AIRFLOW)),,-m "not storm_full")
 
-.PHONY: help install test test-all lint typecheck unit demo bench reliability clean
+.PHONY: help install test test-all lint typecheck unit demo bench reliability clean docs screenshots
 
 help:
 	@echo "make demo         run the example DAGs in a real Airflow against the simulator"
@@ -29,6 +29,8 @@ help:
 	@echo "make test-all     the test suite on every supported Airflow line (3.1, 3.2, 3.3)"
 	@echo "make bench        run the benchmarks (prints figures and ratios)"
 	@echo "make reliability  run the fault-storm / hostile-answer trials (prints figures)"
+	@echo "make docs         build the Sphinx docs (warnings are errors) into docs/_build/html"
+	@echo "make screenshots  regenerate docs/_static/*.png with headless Chromium"
 
 ifeq ($(filter $(AIRFLOW),$(LINES)),)
 $(error AIRFLOW must be one of $(LINES); got '$(AIRFLOW)')
@@ -72,5 +74,12 @@ reliability: $(STAMP)
 	$(BIN)/python -m pytest tests/reliability -q
 	$(BIN)/python benchmarks/reliability_storm.py
 
+# The docs extra (Sphinx, MyST, Furo) is installed on the 3.3 line, where CI builds the docs.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py
+
 clean:
-	rm -rf .venv .venv-3.1 .venv-3.2 build *.egg-info .mypy_cache .ruff_cache
+	rm -rf .venv .venv-3.1 .venv-3.2 build *.egg-info .mypy_cache .ruff_cache docs/_build

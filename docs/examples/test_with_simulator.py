@@ -46,4 +46,6 @@ def test_a_resize_that_finished(sim: Any) -> None:
     assert task is not None
     assert (task.task_id, task.status) == (task_id, "SUCCESS")
     assert sim.counters.requests == 2  # the 503, then the answer
+
+
 # [END pytest_simulator]
