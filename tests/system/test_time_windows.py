@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pendulum
 import pytest
@@ -43,8 +44,18 @@ def sim_at_6(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
         sim.stop()
 
 
-def dumped_ids(path: Path) -> list[str]:
-    return [r["task_id"] for r in records.parse(path.read_bytes(), "jsonl")]
+def check_daily_dump(dag_run: Any, sim: IoTDASimulator, base: Path, run_after: Any) -> None:
+    """The run wrote, under the date before ``run_after``, every task of every instance
+    created in the 24 hours before ``run_after``."""
+    assert task_states(dag_run) == {"dump_tasks": "success"}
+    written = base / "2024-05-02" / "tasks.jsonl"
+    every = sim.state.instance_ids()
+    want = listed_in_window(sim, every, run_after - dt.timedelta(days=1), run_after)
+    assert len(want) >= 3
+    got = [r["task_id"] for r in records.parse(written.read_bytes(), "jsonl")]
+    assert sorted(got) == sorted(want)
+    assert return_values(dag_run)["dump_tasks"]["records"] == len(want)
+    assert DOCS_SK not in written.read_text()
 
 
 def test_daily_dump_scheduled_run_covers_the_previous_day(
@@ -60,13 +71,7 @@ def test_daily_dump_scheduled_run_covers_the_previous_day(
     # "@daily": the run at midnight has a zero-length data interval
     assert (info.run_after, info.logical_date) == (midnight, midnight)
     assert info.data_interval.start == info.data_interval.end
-    assert task_states(dag_run) == {"dump_tasks": "success"}
-    written = tmp_path / "2024-05-02" / "tasks.jsonl"
-    every = sim_at_6.state.instance_ids()
-    want = listed_in_window(sim_at_6, every, midnight - dt.timedelta(days=1), midnight)
-    assert len(want) >= 3
-    assert sorted(dumped_ids(written)) == sorted(want)
-    assert DOCS_SK not in written.read_text()
+    check_daily_dump(dag_run, sim_at_6, tmp_path, midnight)
 
 
 def test_daily_dump_run_by_hand_covers_the_day_before_it(
@@ -79,13 +84,8 @@ def test_daily_dump_run_by_hand_covers_the_day_before_it(
     dag = load_dag("daily_task_dump.py", "daily_task_dump")
     run_after = pendulum.instance(SIM_NOW)
     dag_run = dag.test(logical_date=None, run_after=run_after)  # as `airflow dags trigger`
-    assert task_states(dag_run) == {"dump_tasks": "success"}
-    written = tmp_path / "2024-05-02" / "tasks.jsonl"
-    every = sim_at_6.state.instance_ids()
-    want = listed_in_window(sim_at_6, every, run_after - dt.timedelta(days=1), run_after)
-    assert len(want) >= 3
-    assert sorted(dumped_ids(written)) == sorted(want)
-    assert return_values(dag_run)["dump_tasks"]["records"] == len(want)
+    assert dag_run.logical_date is None
+    check_daily_dump(dag_run, sim_at_6, tmp_path, run_after)
 
 
 @pytest.mark.parametrize(
