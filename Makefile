@@ -15,13 +15,13 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
 # The storage/lineage test extra (amazon provider, moto, OpenLineage) goes on the 3.3 line only.
-EXTRAS  ?= test,simulator,release,sdk-check,parquet,sql$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check)
+EXTRAS  ?= test,simulator,release,sdk-check,parquet,sql$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check$(comma)docs)
 comma   := ,
 # On 3.1 and 3.2 the long fault-storm trials beyond a named subset are left to the 3.3 run
 # (tests/reliability/test_storm.py: marker storm_full); everything else runs on every line.
 PYTEST_ARGS ?= -q $(if $(filter 3.3,$(AIRFLOW)),,-m "not storm_full")
 
-.PHONY: help install test test-all lint typecheck unit demo bench reliability dist wheel-smoke clean
+.PHONY: help install test test-all lint typecheck unit demo bench reliability dist wheel-smoke docs screenshots clean
 
 help:
 	@echo "make demo         run the example DAGs in a real Airflow against the simulator"
@@ -31,6 +31,8 @@ help:
 	@echo "make reliability  run the fault-storm / hostile-answer trials (prints figures)"
 	@echo "make dist         build the sdist and the wheel into dist/, check them (twine --strict)"
 	@echo "make wheel-smoke  install dist/*.whl in a clean venv; run the example DAGs and smoke tests"
+	@echo "make docs         build the Sphinx docs (warnings are errors) into docs/_build/html"
+	@echo "make screenshots  regenerate docs/_static/*.png with headless Chromium"
 
 ifeq ($(filter $(AIRFLOW),$(LINES)),)
 $(error AIRFLOW must be one of $(LINES); got '$(AIRFLOW)')
@@ -86,5 +88,12 @@ dist: $(STAMP)
 wheel-smoke: dist
 	.ci/wheel-smoke
 
+# The docs extra (Sphinx, MyST, Furo) is installed on the 3.3 line, where CI builds the docs.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py
+
 clean:
-	rm -rf .venv .venv-3.1 .venv-3.2 build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf .venv .venv-3.1 .venv-3.2 build dist *.egg-info .mypy_cache .ruff_cache docs/_build

@@ -47,6 +47,7 @@ days, so "yesterday" always holds some::
     ls /tmp/iotda-audit/*/tasks.parquet
 """
 
+# [START audit_instance_tasks]
 from __future__ import annotations
 
 import logging
@@ -81,6 +82,7 @@ def audit_instance_ids() -> str | list[str]:
     return list(ids) if ids else "all"
 
 
+# [START audit_schedule]
 with DAG(
     dag_id="audit_instance_tasks",
     description="Audit the previous day's tasks of every IoTDA instance to Parquet and report",
@@ -93,6 +95,8 @@ with DAG(
     # Templates give native values (a list of IDs stays a list).
     render_template_as_native_obj=True,
 ) as dag:
+    # [END audit_schedule]
+    # [START audit_dump]
     dump_tasks = IoTDAInstanceTaskListOperator(
         task_id="dump_tasks",
         iotda_conn_id="iotda_default",
@@ -105,6 +109,7 @@ with DAG(
         on_instance_error="fail",  # all or nothing: a gap in an audit trail must not go unseen
         on_incomplete="warn",  # "fail" refuses to record a day IoTDA no longer fully lists
     )
+    # [END audit_dump]
 
     @task
     def report(summary: dict[str, Any]) -> dict[str, Any]:
@@ -134,9 +139,12 @@ with DAG(
 
     # The page people look at: one self-contained HTML file beside the Parquet file, from the
     # list operator's summary (its destination, format and incomplete instances).
+    # [START audit_html_report]
     IoTDAInstanceTaskReportOperator(
         task_id="html_report",
         source=dump_tasks.output,
         destination="file://{{ audit_base() }}/{{ data_interval_start | ds }}/report.html",
         title="IoTDA instance tasks on {{ data_interval_start | ds }}",
     )
+    # [END audit_html_report]
+# [END audit_instance_tasks]

@@ -43,6 +43,7 @@ be templated (it runs with no DAG-run context): the instance ID is read from the
 when the file is parsed, as any other constant of a DAG file.
 """
 
+# [START on_instance_task_finished]
 from __future__ import annotations
 
 import logging
@@ -63,6 +64,7 @@ CONN_ID = os.environ.get("IOTDA_EXAMPLE_CONN_ID", "iotda_default")
 # (the API gateway throttles); a watcher polls for as long as the DAG is deployed.
 POLL_INTERVAL = float(os.environ.get("IOTDA_EXAMPLE_EVENT_POLL_INTERVAL", "60"))
 
+# [START watcher_asset]
 TASKS_FINISHED = Asset(
     name="iotda_instance_tasks_finished",
     watchers=[
@@ -77,6 +79,7 @@ TASKS_FINISHED = Asset(
         )
     ],
 )
+# [END watcher_asset]
 
 
 def finished_tasks(events: Iterable[Any]) -> list[dict[str, Any]]:
@@ -144,3 +147,4 @@ with DAG(
 
     finished = report_finished_tasks()
     by_outcome(finished) >> [on_success(finished), on_failure(finished)]
+# [END on_instance_task_finished]

@@ -30,6 +30,7 @@ Against a real instance, set the connection's ``region``, ``project_id`` and AK/
 the endpoint, and pick a flavor your instance type offers.
 """
 
+# [START resize_and_wait]
 from __future__ import annotations
 
 import logging
@@ -61,6 +62,7 @@ with DAG(
         "flavor_size": Param(2, type="integer", minimum=1),
     },
 ) as dag:
+    # [START resize_operator]
     resize = IoTDAResizeInstanceOperator(
         task_id="resize",
         iotda_conn_id="iotda_default",
@@ -72,6 +74,7 @@ with DAG(
         poke_interval=POKE_INTERVAL,
         timeout=6 * 3600,
     )
+    # [END resize_operator]
 
     @task
     def report_new_flavor(result: dict[str, Any]) -> dict[str, Any]:
@@ -102,3 +105,4 @@ with DAG(
         return {"instance_id": instance.instance_id, "status": instance.status, "flavor": flavor}
 
     report_new_flavor(resize.output)
+# [END resize_and_wait]

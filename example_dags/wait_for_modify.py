@@ -38,6 +38,7 @@ Against a real instance, keep ``lookback_minutes`` small (e.g. 5) and set the co
 ``region``, ``project_id`` and AK/SK instead of the endpoint.
 """
 
+# [START wait_for_modify]
 from __future__ import annotations
 
 import datetime as dt
@@ -85,6 +86,7 @@ with DAG(
 
     resize = request_resize()
 
+    # [START wait_for_modify_sensor]
     wait_for_modify = IoTDAInstanceTaskSensor(
         task_id="wait_for_modify",
         iotda_conn_id="iotda_default",
@@ -100,6 +102,7 @@ with DAG(
         # Fail early if no matching task shows up at all (e.g. the resize call was rejected).
         not_found_timeout=dt.timedelta(minutes=10),
     )
+    # [END wait_for_modify_sensor]
 
     @task
     def report_new_flavor(modify_task: dict[str, Any]) -> None:
@@ -116,3 +119,4 @@ with DAG(
 
     resize >> wait_for_modify
     report_new_flavor(wait_for_modify.output)
+# [END wait_for_modify]

@@ -1,11 +1,11 @@
-"""The README, tested like code: its fenced blocks, links and names must match the package.
+"""The README and the docs' pages, tested like code: their fenced blocks, links and names must
+match the package.
 
 The checks are generic, so that new README sections are tested without touching this file:
 
 - every ``python`` block parses; what it imports from ``airflow_provider_iotda`` exists; every
   keyword it passes to one of those names (and to methods of an object built from one)
   is a real parameter;
-- a ``python`` block preceded by ``<!-- readme-test: exec -->`` is run;
 - every ``json`` block parses; one preceded by ``<!-- readme-test: scenario -->`` is loaded
   as a simulator scenario;
 - in ``bash`` blocks: ``export AIRFLOW_CONN_...='...'`` values build a valid connection,
@@ -13,7 +13,11 @@ The checks are generic, so that new README sections are tested without touching 
   airflow_provider_iotda.simulator ...`` with the simulator's, ``make X`` names a Makefile
   target, ``pip install airflow-provider-iotda[x]`` names a real extra, and a JSON body sent
   to ``/api/v2/connections/test`` is a valid Airflow connection body;
-- relative links point at files of the repository; every connection extra is documented.
+- a ``python`` block preceded by ``<!-- readme-test: example_dags/FILE.py NAME -->`` is the
+  code of that example DAG between its ``# [START NAME]`` / ``# [END NAME]`` markers, verbatim
+  (the README is the package index's page: it cannot include files, so it is checked instead);
+- the README has no relative links (they are dead on the package index and in the sdist);
+  every connection extra is documented on the connection page.
 
 ``<!-- readme-test: skip -->`` before a block exempts it (say why next to it).
 """
@@ -41,6 +45,8 @@ from airflow_provider_iotda.config import (
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+#: The pages whose blocks are checked: the README and the Sphinx pages.
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
 PACKAGE = "airflow_provider_iotda"
 
 
@@ -50,16 +56,17 @@ class Block:
     text: str
     line: int
     tag: str | None
+    source: str = "README.md"
 
     def __str__(self) -> str:
-        return f"README.md:{self.line} ({self.language})"
+        return f"{self.source}:{self.line} ({self.language})"
 
 
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
-_TAG = re.compile(r"^<!--\s*readme-test:\s*([\w-]+)\s*-->\s*$")
+_TAG = re.compile(r"^<!--\s*readme-test:\s*(.+?)\s*-->\s*$")
 
 
-def readme_blocks(text: str) -> list[Block]:
+def readme_blocks(text: str, source: str = "README.md") -> list[Block]:
     """The fenced blocks of a Markdown text, each with the tag on the line before it."""
     blocks: list[Block] = []
     lines = text.splitlines()
@@ -81,23 +88,29 @@ def readme_blocks(text: str) -> list[Block]:
             end += 1
         # A block inside a list item is indented: drop the fence's indentation.
         body = "\n".join(line.removeprefix(indent) for line in lines[index + 1 : end])
-        blocks.append(Block(match.group(2) or "text", body, index + 2, tag))
+        blocks.append(Block(match.group(2) or "text", body, index + 2, tag, source))
         index = end + 1
     return blocks
 
 
-BLOCKS = [b for b in readme_blocks(README.read_text()) if b.tag != "skip"]
+BLOCKS = [
+    block
+    for page in PAGES
+    for block in readme_blocks(page.read_text(), str(page.relative_to(REPO)))
+    if block.tag != "skip"
+]
 
 
 def _blocks(language: str) -> list[Any]:
-    return [pytest.param(b, id=f"line{b.line}") for b in BLOCKS if b.language == language]
+    return [pytest.param(b, id=f"{b.source}:{b.line}") for b in BLOCKS if b.language == language]
 
 
-def test_the_readme_has_blocks_of_each_kind() -> None:
-    """A guard for the parser: the README's examples are really seen."""
+def test_the_pages_have_blocks_of_each_kind() -> None:
+    """A guard for the parser: the examples are really seen, the README's among them."""
     kinds = {b.language for b in BLOCKS}
     assert {"python", "bash", "json"} <= kinds
-    assert any(b.tag == "exec" for b in BLOCKS)
+    assert {b.language for b in BLOCKS if b.source == "README.md"} >= {"python", "bash"}
+    assert any(b.tag and b.tag.startswith("example_dags/") for b in BLOCKS)
 
 
 # -- python ---------------------------------------------------------------------------------------
@@ -180,21 +193,33 @@ def test_python_blocks_use_real_names_and_parameters(block: Block) -> None:
             _check_keywords(node, getattr(klass, func.attr), f"{klass.__name__}.{func.attr}", block)
 
 
-@pytest.mark.parametrize("block", [b for b in _blocks("python") if b.values[0].tag == "exec"])
-def test_tagged_python_blocks_run(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_IOTDA_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "huaweicloud_iotda",
-                "login": "README-AK",
-                "password": "README-SK-0000",
-                "extra": {"region": "cn-north-4", "project_id": "0123456789abcdef"},
-            }
-        ),
+def marked_region(path: Path, name: str) -> str:
+    """The lines of ``path`` between ``# [START name]`` and ``# [END name]``, dedented, without
+    the marker lines of regions nested in it (the docs' build drops them too)."""
+    import textwrap
+
+    lines = path.read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == f"# [START {name}]"]
+    ends = [i for i, line in enumerate(lines) if line.strip() == f"# [END {name}]"]
+    assert len(starts) == 1, f"{path.name}: {len(starts)} '# [START {name}]' marker(s)"
+    assert len(ends) == 1, f"{path.name}: {len(ends)} '# [END {name}]' marker(s)"
+    assert starts[0] < ends[0], f"{path.name}: END {name} before START"
+    region = lines[starts[0] + 1 : ends[0]]
+    nested = re.compile(r"^\s*# \[(START|END) [\w-]+\]\s*$")
+    return textwrap.dedent("\n".join(line for line in region if not nested.match(line)))
+
+
+@pytest.mark.parametrize(
+    "block",
+    [b for b in _blocks("python") if (b.values[0].tag or "").startswith("example_dags/")],
+)
+def test_python_blocks_copied_from_example_dags_are_verbatim(block: Block) -> None:
+    file_name, name = (block.tag or "").split()
+    path = REPO / file_name
+    assert path.is_file(), f"{block}: no {file_name}"
+    assert block.text.strip() == marked_region(path, name).strip(), (
+        f"{block} differs from {file_name} between the markers {name}: copy the file's code"
     )
-    code = compile(block.text, str(block), "exec")
-    exec(code, {"__name__": "readme_block"})  # noqa: S102 - the README is our own text
 
 
 # -- json -----------------------------------------------------------------------------------------
@@ -343,18 +368,36 @@ def test_bash_blocks_use_real_commands(block: Block) -> None:
 # -- prose ----------------------------------------------------------------------------------------
 
 
-def test_relative_links_point_at_files() -> None:
-    text = README.read_text()
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
-        if "://" in target or target.startswith("mailto:"):
-            continue
-        assert (REPO / target).exists(), f"README links to missing {target}"
+_LINK = re.compile(r"\]\(\s*<?([^)>\s]*)>?(?:\s+\"[^\"]*\")?\s*\)")
+_HTML_LINK = re.compile(r"""(?:href|src)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+_REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
+
+
+def relative_links(text: str) -> list[str]:
+    """Link and image targets that are not absolute URLs (Markdown, reference and HTML forms)."""
+    targets = [*_LINK.findall(text), *_HTML_LINK.findall(text), *_REFERENCE.findall(text)]
+    return [t for t in targets if not re.match(r"^(https?://|mailto:)", t)]
+
+
+def test_the_readme_has_no_relative_links() -> None:
+    """The README is the package index's long description: relative links are dead there and
+    in the sdist, so paths are named as code and links are absolute URLs."""
+    assert relative_links(README.read_text()) == []
+
+
+def test_the_relative_link_check_sees_each_form() -> None:
+    text = (
+        "[a](docs/x.md) [b](https://example.org/b) ![c](img.png) [d](#anchor)\n"
+        '<a href="LICENSE">e</a> <img src="https://example.org/i.png">\n'
+        "[ref]: docs/ref.md\n"
+    )
+    assert relative_links(text) == ["docs/x.md", "img.png", "#anchor", "LICENSE", "docs/ref.md"]
 
 
 def test_every_connection_extra_is_documented() -> None:
-    text = README.read_text()
+    text = (REPO / "docs" / "connection.md").read_text()
     for name in (*EXTRA_FIELDS, *DEPRECATED_EXTRA_FIELDS):
-        assert f"`{name}`" in text, f"README does not mention extra {name!r}"
+        assert f"`{name}`" in text, f"docs/connection.md does not mention extra {name!r}"
 
 
 # -- the checks themselves ------------------------------------------------------------------------
