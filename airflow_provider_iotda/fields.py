@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -198,6 +197,8 @@ ENDPOINT_TEMPLATE: Final = "https://iotda-mgmt.{region}.myhuaweicloud.com"
 
 def closest_region(value: str) -> str | None:
     """The known region ``value`` is most likely a misspelling of (``None``: none is close)."""
+    import difflib  # only when a region is refused: importing the sensor stays cheap
+
     close = difflib.get_close_matches(value.strip().lower(), REGIONS, n=1, cutoff=0.6)
     return close[0] if close else None
 
