@@ -18,7 +18,7 @@ LOCK    := requirements/airflow-$(AIRFLOW)-lock.txt
 EXTRAS  ?= test,simulator,release,sdk-check,parquet,sql$(if $(filter 3.3,$(AIRFLOW)),$(comma)storage-check$(comma)docs)
 comma   := ,
 # On 3.1 and 3.2 the long fault-storm trials beyond a named subset are left to the 3.3 run
-# (tests/reliability/test_storm.py: marker storm_full); everything else runs on every line.
+# (tests/integration/reliability/test_storm.py: marker storm_full); everything else runs on every line.
 PYTEST_ARGS ?= -q $(if $(filter 3.3,$(AIRFLOW)),,-m "not storm_full")
 
 .PHONY: help install test test-all lint typecheck unit demo bench reliability dist wheel-smoke docs screenshots clean
@@ -73,7 +73,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 reliability: $(STAMP)
-	$(BIN)/python -m pytest tests/reliability -q
+	$(BIN)/python -m pytest tests/integration/reliability -q
 	$(BIN)/python benchmarks/reliability_storm.py
 
 # The release artefacts.  `python -m build` makes the sdist, then the wheel from the unpacked

@@ -2,7 +2,8 @@
 
 Not a test (it takes minutes and needs the machine to itself to mean much).  It starts a real
 Airflow of separate processes (``api-server``, ``scheduler``, ``dag-processor``,
-``triggerer``; LocalExecutor, sqlite, a temporary AIRFLOW_HOME: ``tests/e2e/airflow_stack.py``)
+``triggerer``; LocalExecutor, sqlite, a temporary AIRFLOW_HOME:
+``tests/system/e2e/airflow_stack.py``)
 and the simulator in another process with a frozen clock.  One DAG maps
 ``IoTDAInstanceTaskSensor(deferrable=True)`` over N tasks on N/20 instances; every sensor
 pokes once and defers.  When all N are deferred, the simulator's clock jumps so that every task
@@ -34,7 +35,7 @@ from benchlib import Report
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from e2e.airflow_stack import running_stack  # noqa: E402
+from system.e2e.airflow_stack import running_stack  # noqa: E402
 
 TASKS_PER_INSTANCE = 20
 DAG_ID = "bench_real_triggerer"

@@ -15,7 +15,8 @@ Runs, against the local IoTDA simulator in a storm of about 30 % 5xx, 10 % 429 (
 
 Prints a table of trials, faults injected by kind (the simulator's counters), retries (waits
 between attempts, counted in the hooks' retry sleep) and outcomes.  Exit status 1 if any trial
-was wrong.  The trials themselves live in ``tests/reliability/storm.py`` (shared with the
+was wrong.  The trials themselves live in ``tests/integration/reliability/storm.py`` (shared with
+the
 tests).  Backoff waits are skipped (``--real-sleeps`` keeps them): they only add wall time.
 """
 
@@ -42,7 +43,7 @@ def prepare_airflow_home() -> Path:
     dags = home / "dags"
     dags.mkdir()
     (dags / "reliability_storm_dags.py").symlink_to(
-        REPO / "tests" / "dag_files" / "reliability_storm_dags.py"
+        REPO / "tests" / "system" / "dag_files" / "reliability_storm_dags.py"
     )
     os.environ.update(
         {
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     home = prepare_airflow_home()
     sys.path.insert(0, str(REPO / "tests"))
-    from reliability import storm
+    from integration.reliability import storm
 
     from airflow_provider_iotda import retry
 

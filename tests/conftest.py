@@ -22,7 +22,7 @@ DAGS_FOLDER.mkdir()
 # dag.test() only runs DAGs it finds in the DAGs folder: link the example DAGs and test DAGs.
 for source in [
     *sorted((REPO / "example_dags").glob("*.py")),
-    *sorted((REPO / "tests" / "dag_files").glob("*.py")),
+    *sorted((REPO / "tests" / "system" / "dag_files").glob("*.py")),
 ]:
     (DAGS_FOLDER / source.name).symlink_to(source)
 

@@ -3,7 +3,7 @@
 This is the one home of the test credentials, IDs and API-body builders.  It has a unique name
 because ``from conftest import ...`` is ambiguous: every test folder has a ``conftest.py``.
 pytest puts ``tests/`` on ``sys.path`` (the root ``conftest.py`` lives there), and so does
-``benchmarks/reliability_storm.py`` (for ``tests/reliability/storm.py``).
+``benchmarks/reliability_storm.py`` (for ``tests/integration/reliability/storm.py``).
 
 The SK and token are recognisable so that leak checks can search for them.  Modules that want
 credentials of their own on purpose (operators, simulator, storm, DAG tests) name them with

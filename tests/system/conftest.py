@@ -1,17 +1,17 @@
-"""Fixtures of the system tests: the documentation's example DAGs, run with ``dag.test()`` in
-the temporary AIRFLOW_HOME of tests/conftest.py against the simulator's demo scenario, as a
-run triggered by hand and as a scheduled run (the logical date and data interval the
-scheduler gives it)."""
+"""Fixtures of the system tests: DAG runs with ``dag.test()`` in the temporary AIRFLOW_HOME
+of tests/conftest.py, the documentation's example DAGs against the simulator's demo scenario, as
+a run triggered by hand and as a scheduled run (the logical date and data interval the scheduler
+gives it), and the test-only DAGs of tests/system/dag_files."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pendulum
 import pytest
-from iotda_test_values import dag_bag, endpoint_connection_json
+from iotda_test_values import dag_bag, endpoint_connection_json, return_values
 
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
 
@@ -116,3 +116,30 @@ def listed_in_window(
 
 def task_states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@pytest.fixture
+def sensor_run_dag(airflow_db: Any) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """``run(file_name, dag_id, **conf)``: run a DAG of the DAGs folder with ``dag.test()``;
+    return the finished DagRun and its ``return_value`` XComs by task ID."""
+
+    def run(file_name: str, dag_id: str, **conf: Any) -> tuple[Any, dict[str, Any]]:
+        bag = dag_bag(file_name)
+        dag = bag.get_dag(dag_id)
+        assert dag is not None, f"{dag_id} not in the DAGs folder: {bag.import_errors}"
+        run = dag.test(run_conf=conf or None)
+        return run, return_values(run)
+
+    return run
+
+
+@pytest.fixture
+def audit_simulator(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The simulator of the audit DAG tests (``audit_support.start_simulator``), stopped after."""
+    from .audit_support import start_simulator
+
+    sim = start_simulator(monkeypatch)
+    try:
+        yield sim
+    finally:
+        sim.stop()

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from dags.audit_support import load_dag_module, run_states
 from iotda_test_values import endpoint_connection_json, return_values
 
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
+
+from .audit_support import load_dag_module, run_states
 
 pytestmark = [pytest.mark.dag, pytest.mark.integration]
 

@@ -1,4 +1,5 @@
-"""Test-only DAGs of tests/reliability (and benchmarks/reliability_storm.py): the instance-task
+"""Test-only DAGs of tests/integration/reliability (and benchmarks/reliability_storm.py): the
+instance-task
 sensor in poke, reschedule and deferrable mode against a simulator in a fault storm.
 
 The task to wait for comes from the run's conf (params ``instance_id`` and ``task_id``); the

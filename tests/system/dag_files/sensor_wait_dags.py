@@ -1,4 +1,4 @@
-"""Test-only DAGs of tests/dags/test_sensor_dags.py: IoTDAInstanceTaskSensor in each mode.
+"""Test-only DAGs of tests/system/test_sensor_dags.py: IoTDAInstanceTaskSensor in each mode.
 
 The task to wait for comes from the run's conf (params ``instance_id`` and ``task_id``); the
 connection ``iotda_sensor_sim`` points at the test's simulator.  A failing sensor writes its

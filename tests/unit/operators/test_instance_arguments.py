@@ -1,6 +1,6 @@
 """IoTDAResizeInstanceOperator / IoTDARetryInstanceTaskOperator without a DAG run: arguments,
 templates, the default of ``deferrable``, the events of the trigger, cheap import.  (Runs with
-the simulator are in tests/dags/test_instance_operator_dags.py.)"""
+the simulator are in tests/system/test_instance_operator_dags.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from airflow_provider_iotda.operators.instance import (
     IoTDARetryInstanceTaskOperator,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TASK_ID = "0a1b2c3d-0000-4000-8000-00000000aaaa"
 
 

@@ -1,4 +1,5 @@
-"""Test-only DAG of tests/reliability/test_secrets.py: a task that logs the connection's secret
+"""Test-only DAG of tests/integration/reliability/test_secrets.py: a task that logs the
+connection's secret
 key through the task logger, to show that Airflow masks it (``***``) in task logs."""
 
 from __future__ import annotations

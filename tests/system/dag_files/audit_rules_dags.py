@@ -1,5 +1,5 @@
 """Test-only DAGs, one per audit rule of ``IoTDAInstanceTaskListOperator``; run with
-``dag.test()`` against the simulator by tests/dags/test_audit_rules_dags.py.  Files go under
+``dag.test()`` against the simulator by tests/system/test_audit_rules_dags.py.  Files go under
 ``$IOTDA_RULES_BASE``; instances are those the test adds to the simulator."""
 
 from __future__ import annotations

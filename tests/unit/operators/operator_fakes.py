@@ -21,7 +21,7 @@ from airflow_provider_iotda.operators.iotda import IoTDAInstanceTaskListOperator
 OP_AK = "OPTESTACCESSKEY00001"
 OP_SK = "OPTEST-SECRET-KEY-do-not-leak-41c7"
 OP_TOKEN = "OPTEST-SECURITY-TOKEN-do-not-leak-8d2e"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def connection_json(**extra: object) -> str:

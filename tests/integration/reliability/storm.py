@@ -1,4 +1,5 @@
-"""Fault-storm trials, shared by tests/reliability and ``benchmarks/reliability_storm.py``.
+"""Fault-storm trials, shared by tests/integration/reliability and
+``benchmarks/reliability_storm.py``.
 
 A *storm* is the simulator's fault injection at about 30 % 5xx (500 and 503), 10 % 429 with
 ``Retry-After``, 5 % dropped connections and 5 % answers slower than the client's timeout.

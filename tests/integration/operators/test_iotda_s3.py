@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 from airflow.sdk.io.store import _STORE_CACHE
+from unit.operators.operator_fakes import INSTANCE_A, INSTANCE_B, FakeIoTDA, api_task, expected, op
 
 from airflow_provider_iotda import records
 from airflow_provider_iotda.compat import AirflowException, AirflowFailException
-
-from .operator_fakes import INSTANCE_A, INSTANCE_B, FakeIoTDA, api_task, expected, op
 
 MISSING = [
     name

@@ -23,7 +23,7 @@ AK = "FORMTESTACCESSKEY001"
 SK = "FORM-SECRET-do-not-leak-3b7e11"
 PROJECT = "0123456789abcdef0123456789abcdef"
 STARTUP_SECONDS = 120
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def free_port() -> int:

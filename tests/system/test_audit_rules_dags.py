@@ -1,5 +1,5 @@
 """Each audit rule of IoTDAInstanceTaskListOperator in a real Airflow: ``dag.test()`` of the
-DAGs in tests/dag_files/audit_rules_dags.py against the simulator on loopback."""
+DAGs in tests/system/dag_files/audit_rules_dags.py against the simulator on loopback."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """IoTDAInstanceTaskSensor in a real Airflow: dag.test() against the simulator on loopback, in
-poke, reschedule and deferrable mode (DAGs in tests/dag_files/sensor_wait_dags.py)."""
+poke, reschedule and deferrable mode (DAGs in tests/system/dag_files/sensor_wait_dags.py)."""
 
 from __future__ import annotations
 

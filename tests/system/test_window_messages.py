@@ -2,7 +2,7 @@
 
 ``validation.time_window`` says that a run triggered by hand gets a zero-length data interval
 and offers templates for such a run (``validation.MANUAL_CREATED_AFTER`` / ``_BEFORE``): a
-manual ``dag.test()`` (tests/dag_files/window_hint_dags.py) renders both with Airflow's own
+manual ``dag.test()`` (tests/system/dag_files/window_hint_dags.py) renders both with Airflow's own
 Jinja environment and checks them with the function the list operator uses.
 """
 

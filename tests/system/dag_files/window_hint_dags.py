@@ -1,4 +1,4 @@
-"""Test-only DAG of tests/dags/test_window_messages.py: a manual run renders its data interval
+"""Test-only DAG of tests/system/test_window_messages.py: a manual run renders its data interval
 and the templates the zero-length-window error offers, and checks both as the list operator
 does (``validation.time_window``)."""
 

@@ -1,6 +1,6 @@
 """The example DAG example_dags/on_instance_task_finished.py: it parses, is scheduled on an asset
 watched by IoTDAInstanceTaskEventTrigger, and reads and branches on the events' tasks.  Running
-it in a real Airflow (scheduler, triggerer...) is tests/e2e/test_event_scheduling.py."""
+it in a real Airflow (scheduler, triggerer...) is tests/system/e2e/test_event_scheduling.py."""
 
 from __future__ import annotations
 

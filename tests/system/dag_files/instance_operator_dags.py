@@ -1,4 +1,4 @@
-"""Test-only DAGs of tests/dags/test_instance_operator_dags.py: the resize and task-retry
+"""Test-only DAGs of tests/system/test_instance_operator_dags.py: the resize and task-retry
 operators in poke and deferrable mode, and a resize task with an Airflow retry.
 
 The instance, flavor and task come from the run's conf; the connection ``iotda_ops_sim`` points

@@ -36,7 +36,7 @@ def _schema(name: str) -> dict[str, Any]:
     return json.loads((AIRFLOW_DIR / name).read_text())  # type: ignore[no-any-return]
 
 
-def test_provider_info_validates_against_airflows_schema() -> None:
+def test_get_provider_info_validates_against_airflows_schema() -> None:
     jsonschema.validate(get_provider_info(), _schema("provider_info.schema.json"))
 
 
@@ -67,7 +67,7 @@ def test_airflow_3_1_gets_the_form_from_the_hook() -> None:
     behaviour = IoTDAHook.get_ui_field_behaviour()  # type: ignore[attr-defined]
     jsonschema.validate(behaviour, _schema("customized_form_field_behaviours.schema.json"))
     assert behaviour == provider_module.hook_field_behaviour()
-    # The widgets need wtforms, which the api-server mocks: tests/ui checks them there.
+    # The widgets need wtforms, which the api-server mocks: tests/integration/ui checks them there.
     assert "get_connection_form_widgets" in vars(IoTDAHook)
 
 
