@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from airflow_provider_iotda import fields
 from airflow_provider_iotda.auth import (
     DATE_HEADER,
+    ParsedAuthorization,
     expected_authorization,
     parse_authorization,
     parse_sdk_date,
@@ -124,6 +126,26 @@ def describe_seconds(seconds: float) -> str:
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
     parts += [f"{minutes} min" if minutes else "", f"{secs} s" if secs or not total else ""]
     return " ".join(part for part in parts if part)
+
+
+def _paging(
+    request: Request, marker_field: fields.Text, marker_name: str
+) -> tuple[dict[str, str], int, int, str | None] | Response:
+    """The query of a list call: its pairs (first value of each key), offset, limit and marker
+    (checked against ``marker_field``), or the error answer."""
+    pairs: dict[str, str] = {}
+    for key, value in query_pairs(request.scope.get("query_string", b"").decode("latin-1")):
+        pairs.setdefault(key, value)
+    offset = _int_param(pairs, fields.OFFSET, INVALID_INPUT)
+    if isinstance(offset, Response):
+        return offset
+    limit = _int_param(pairs, fields.LIMIT, LIMIT_OUT_OF_RANGE)
+    if isinstance(limit, Response):
+        return limit
+    marker = pairs.get("marker") or None
+    if marker is not None and not marker_field.compiled.match(marker):
+        return _invalid(f"marker must be {marker_name}: {marker_field.form}.")
+    return pairs, offset, limit, marker
 
 
 def _int_param(pairs: dict[str, str], spec: fields.Integer, code: str) -> int | JSONResponse:
@@ -277,10 +299,9 @@ class SimulatorApp:
     async def _authenticate(self, request: Request) -> Response | None:
         """None when the request is authenticated, else the 401 response."""
         headers = request.headers
-        auth = self.auth
         token = headers.get("x-auth-token")
         if token is not None:
-            if any(hmac.compare_digest(token.encode(), good.encode()) for good in auth.tokens):
+            if any(hmac.compare_digest(token.encode(), good.encode()) for good in self.auth.tokens):
                 self.state.record_auth("token")
                 return None
             return _auth_error("the token in X-Auth-Token is not valid or has expired")
@@ -295,25 +316,43 @@ class SimulatorApp:
             return _auth_error(
                 "the Authorization header is not an SDK-HMAC-SHA256 or V11-HMAC-SHA256 signature"
             )
-        secret_key = auth.secret_key
-        if not hmac.compare_digest(parsed.access_key.encode(), auth.access_key.encode()):
-            issued = self.identity.lookup(parsed.access_key)
-            if issued is None:
-                return _auth_error("the access key (AK) does not exist")
-            token = headers.get("x-security-token")
-            if token is None:
-                return _auth_error(
-                    "the access key is temporary: the request needs its X-Security-Token"
-                )
-            if not hmac.compare_digest(token.encode(), issued.security_token.encode()):
-                return _auth_error("the X-Security-Token does not belong to the access key")
-            if self.identity.now() >= issued.expires_at:
-                return _auth_error(
-                    "the security token has expired (at "
-                    f"{issued.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')})"
-                )
-            secret_key = issued.secret_key
-        sdk_date = headers.get(DATE_HEADER.lower())
+        secret_key = self._secret_key(parsed, headers)
+        if isinstance(secret_key, Response):
+            return secret_key
+        refused = self._check_date_and_scope(parsed, headers.get(DATE_HEADER.lower()))
+        if refused is None:
+            refused = await self._check_signature(parsed, secret_key, request)
+        if refused is None:
+            self.state.record_auth(parsed.algorithm)
+        return refused
+
+    def _secret_key(self, parsed: ParsedAuthorization, headers: Headers) -> str | Response:
+        """The secret key of the signature's access key: the configured one, or a temporary
+        key the identity endpoints issued (with its security token, not expired)."""
+        if hmac.compare_digest(parsed.access_key.encode(), self.auth.access_key.encode()):
+            return self.auth.secret_key
+        issued = self.identity.lookup(parsed.access_key)
+        if issued is None:
+            return _auth_error("the access key (AK) does not exist")
+        token = headers.get("x-security-token")
+        if token is None:
+            return _auth_error(
+                "the access key is temporary: the request needs its X-Security-Token"
+            )
+        if not hmac.compare_digest(token.encode(), issued.security_token.encode()):
+            return _auth_error("the X-Security-Token does not belong to the access key")
+        if self.identity.now() >= issued.expires_at:
+            return _auth_error(
+                "the security token has expired (at "
+                f"{issued.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+            )
+        return issued.secret_key
+
+    def _check_date_and_scope(
+        self, parsed: ParsedAuthorization, sdk_date: str | None
+    ) -> Response | None:
+        """The gateway's clock-skew rule, and the V11 credential scope (region, date)."""
+        auth = self.auth
         if sdk_date is None:
             return _auth_error(f"the {DATE_HEADER} header is missing")
         try:
@@ -329,34 +368,39 @@ class SimulatorApp:
                 f"clock ({now.strftime('%Y%m%dT%H%M%SZ')}); at most "
                 f"{describe_seconds(auth.max_skew_seconds)} of difference is allowed"
             )
-        if parsed.info is not None:
-            date_part, region, _service = parsed.info.split("/")
-            if region != auth.region:
-                return _auth_error(
-                    f"the V11-HMAC-SHA256 credential scope names region {region!r}, "
-                    f"this endpoint serves {auth.region!r}"
-                )
-            if date_part != sdk_date[:8]:
-                return _auth_error(
-                    f"the credential scope date {date_part} does not match {DATE_HEADER}"
-                )
+        if parsed.info is None:
+            return None
+        date_part, region, _service = parsed.info.split("/")
+        if region != auth.region:
+            return _auth_error(
+                f"the V11-HMAC-SHA256 credential scope names region {region!r}, "
+                f"this endpoint serves {auth.region!r}"
+            )
+        if date_part != sdk_date[:8]:
+            return _auth_error(
+                f"the credential scope date {date_part} does not match {DATE_HEADER}"
+            )
+        return None
+
+    async def _check_signature(
+        self, parsed: ParsedAuthorization, secret_key: str, request: Request
+    ) -> Response | None:
+        """Recompute the signature over the request as received; None when it matches."""
         scope = request.scope
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"").decode("latin-1")
         raw_headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
         }
-        body = await request.body()
         try:
             expected = expected_authorization(
                 parsed,
                 secret_key,
                 request.method,
                 raw_path.decode("latin-1"),
-                query,
+                scope.get("query_string", b"").decode("latin-1"),
                 raw_headers,
-                body,
+                await request.body(),
             )
         except ValueError as exc:
             return _auth_error(str(exc))
@@ -366,7 +410,6 @@ class SimulatorApp:
                 "verify aksk signature fail: the signature does not match (check the secret "
                 "key, and that the Host header, path and query string are the ones signed)"
             )
-        self.state.record_auth(parsed.algorithm)
         return None
 
     async def _check_request(self, request: Request) -> Response | str:
@@ -405,18 +448,10 @@ class SimulatorApp:
         checked = await self._check_request(request)
         if isinstance(checked, Response):
             return checked
-        pairs: dict[str, str] = {}
-        for key, value in query_pairs(request.scope.get("query_string", b"").decode("latin-1")):
-            pairs.setdefault(key, value)
-        offset = _int_param(pairs, fields.OFFSET, INVALID_INPUT)
-        if isinstance(offset, Response):
-            return offset
-        limit = _int_param(pairs, fields.LIMIT, LIMIT_OUT_OF_RANGE)
-        if isinstance(limit, Response):
-            return limit
-        marker = pairs.get("marker") or None
-        if marker is not None and not TASK_ID_PATTERN.match(marker):
-            return _invalid(f"marker must be a task ID: {fields.TASK_ID.form}.")
+        paging = _paging(request, fields.TASK_ID, "a task ID")
+        if isinstance(paging, Response):
+            return paging
+        _pairs, offset, limit, marker = paging
         body = self.state.list_tasks(checked, offset, limit, marker)
         if body is None:
             return self._instance_not_found(checked)
@@ -442,18 +477,10 @@ class SimulatorApp:
         checked = await self._check_request(request)
         if isinstance(checked, Response):
             return checked
-        pairs: dict[str, str] = {}
-        for key, value in query_pairs(request.scope.get("query_string", b"").decode("latin-1")):
-            pairs.setdefault(key, value)
-        offset = _int_param(pairs, fields.OFFSET, INVALID_INPUT)
-        if isinstance(offset, Response):
-            return offset
-        limit = _int_param(pairs, fields.LIMIT, LIMIT_OUT_OF_RANGE)
-        if isinstance(limit, Response):
-            return limit
-        marker = pairs.get("marker") or None
-        if marker is not None and not INSTANCE_ID_PATTERN.match(marker):
-            return _invalid(f"marker must be an instance ID: {fields.INSTANCE_ID.form}.")
+        paging = _paging(request, fields.INSTANCE_ID, "an instance ID")
+        if isinstance(paging, Response):
+            return paging
+        pairs, offset, limit, marker = paging
         instance_type = pairs.get("instance_type") or None
         if instance_type is not None and instance_type not in ("standard", "enterprise"):
             return _invalid("instance_type must be standard or enterprise.")

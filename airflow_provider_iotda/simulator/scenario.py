@@ -46,21 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_iotda import fields
+from airflow_provider_iotda import fields, models
 
-TASK_TYPES = frozenset(
-    {
-        "CREATE",
-        "MODIFY",
-        "DELETE",
-        "FREEZE",
-        "UNFREEZE",
-        "UPDATE_ACCESS_CONFIG",
-        "UPDATE_ALLOW_LISTS",
-        "OPEN_SNAT",
-    }
-)
-STATUSES = frozenset({"PENDING", "RUNNING", "SUCCESS", "FAILED"})
+TASK_TYPES = frozenset(models.TASK_TYPES)
+STATUSES = frozenset(models.TASK_STATUSES)
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED"})
 #: Instance statuses a scenario may set (MODIFYING / MODIFY_FAILED come from MODIFY tasks).
 INSTANCE_STATUSES = frozenset({"CREATING", "ACTIVE", "FROZEN", "TRADING", "FAILED"})
