@@ -14,6 +14,7 @@ from typing import Any, Self
 
 from airflow_provider_iotda.simulator.faults import FaultConfig
 from airflow_provider_iotda.simulator.scenario import (
+    RunPlan,
     Scenario,
     ScenarioSource,
     instance_from_dict,
@@ -339,15 +340,9 @@ class IoTDASimulator:
         ``pending_seconds`` (after the operate window opens, with ``delay=true``), RUNNING for
         ``running_seconds``, then ``outcome`` (``SUCCESS`` or ``FAILED`` with
         ``status_detail``).  Plans queue up; without one the instance's ``resize`` plan applies."""
-        plan = make_plan(
-            {
-                "outcome": outcome,
-                "pending_seconds": pending_seconds,
-                "running_seconds": running_seconds,
-                "status_detail": status_detail,
-            }
+        self.state.plan_resize(
+            instance_id, _plan(outcome, pending_seconds, running_seconds, status_detail)
         )
-        self.state.plan_resize(instance_id, plan)
 
     def plan_retry(
         self,
@@ -360,15 +355,9 @@ class IoTDASimulator:
     ) -> None:
         """How the next retry of one of the instance's FAILED tasks runs (see
         :meth:`plan_resize`)."""
-        plan = make_plan(
-            {
-                "outcome": outcome,
-                "pending_seconds": pending_seconds,
-                "running_seconds": running_seconds,
-                "status_detail": status_detail,
-            }
+        self.state.plan_retry(
+            instance_id, _plan(outcome, pending_seconds, running_seconds, status_detail)
         )
-        self.state.plan_retry(instance_id, plan)
 
     def instance(self, instance_id: str) -> dict[str, Any] | None:
         """The instance as ``ShowInstance`` would answer now (None when unknown)."""
@@ -424,3 +413,17 @@ class IoTDASimulator:
     def set_credential_ttl(self, seconds: float) -> None:
         """Lifetime of the temporary credentials issued from now on."""
         self.identity.set_credential_ttl(seconds)
+
+
+def _plan(
+    outcome: str, pending_seconds: float, running_seconds: float, status_detail: str | None
+) -> RunPlan:
+    """A resize or retry plan, checked as a scenario's ``resize`` / ``retry`` entry is."""
+    return make_plan(
+        {
+            "outcome": outcome,
+            "pending_seconds": pending_seconds,
+            "running_seconds": running_seconds,
+            "status_detail": status_detail,
+        }
+    )
