@@ -434,6 +434,18 @@ class SimulatorApp:
             return _invalid(f"instance_id must be {fields.INSTANCE_ID.form}.")
         return instance_id
 
+    async def _check_task_request(self, request: Request) -> tuple[str, str] | Response:
+        """The checks of the routes of one task: the instance and task IDs, or the error."""
+        checked = await self._check_request(request)
+        if isinstance(checked, Response):
+            return checked
+        task_id: str = request.path_params["task_id"]
+        if not TASK_ID_PATTERN.match(task_id):
+            return _invalid(f"task_id must be {fields.TASK_ID.form}.")
+        if not self.state.has_instance(checked):
+            return self._instance_not_found(checked)
+        return checked, task_id
+
     def _instance_not_found(self, instance_id: str) -> JSONResponse:
         return error_response(
             404,
@@ -459,14 +471,10 @@ class SimulatorApp:
 
     async def show_task(self, request: Request) -> Response:
         """``GET /v5/iot/{project_id}/iotda-instances/{instance_id}/tasks/{task_id}``."""
-        checked = await self._check_request(request)
-        if isinstance(checked, Response):
-            return checked
-        task_id: str = request.path_params["task_id"]
-        if not TASK_ID_PATTERN.match(task_id):
-            return _invalid(f"task_id must be {fields.TASK_ID.form}.")
-        if not self.state.has_instance(checked):
-            return self._instance_not_found(checked)
+        ids = await self._check_task_request(request)
+        if isinstance(ids, Response):
+            return ids
+        checked, task_id = ids
         body = self.state.get_task(checked, task_id)
         if body is None:
             return error_response(404, TASK_NOT_FOUND, f"The task does not exist: {task_id}")
@@ -534,14 +542,10 @@ class SimulatorApp:
 
     async def retry_task(self, request: Request) -> Response:
         """``POST .../tasks/{task_id}/retry``: a FAILED task runs again."""
-        checked = await self._check_request(request)
-        if isinstance(checked, Response):
-            return checked
-        task_id: str = request.path_params["task_id"]
-        if not TASK_ID_PATTERN.match(task_id):
-            return _invalid(f"task_id must be {fields.TASK_ID.form}.")
-        if not self.state.has_instance(checked):
-            return self._instance_not_found(checked)
+        ids = await self._check_task_request(request)
+        if isinstance(ids, Response):
+            return ids
+        checked, task_id = ids
         result = self.state.retry_task(checked, task_id)
         if result is None:
             return error_response(404, TASK_NOT_FOUND, f"The task does not exist: {task_id}")
