@@ -58,12 +58,6 @@ else:
             AirflowSkipException,
         )
 
-    # 3.1: ``CronDataIntervalTimetable`` is not re-exported by ``airflow.sdk``.
-    if hasattr(_sdk, "CronDataIntervalTimetable"):
-        CronDataIntervalTimetable = _sdk.CronDataIntervalTimetable
-    else:  # Airflow 3.1
-        from airflow.timetables.interval import CronDataIntervalTimetable
-
     from airflow.sdk.log import mask_secret
 
 
@@ -91,7 +85,21 @@ def _has_shared_streams() -> bool:
     return hasattr(BaseEventTrigger, "shared_stream_key")
 
 
+def _cron_data_interval_timetable() -> Any:
+    # 3.1: ``CronDataIntervalTimetable`` is not re-exported by ``airflow.sdk``.  Resolved on
+    # first use: it imports croniter (about 8 ms), which the sensor and operators never need.
+    import airflow.sdk
+
+    if "CronDataIntervalTimetable" in getattr(airflow.sdk, "__all__", ()):
+        return airflow.sdk.CronDataIntervalTimetable
+    from airflow.timetables.interval import CronDataIntervalTimetable  # Airflow 3.1
+
+    return CronDataIntervalTimetable
+
+
 def __getattr__(name: str) -> Any:
+    if name == "CronDataIntervalTimetable":
+        return _cron_data_interval_timetable()
     if name in _LAZY_TRIGGER_NAMES:
         import airflow.triggers.base
 
