@@ -41,9 +41,10 @@ SUFFIX_FORMATS: Mapping[str, str] = {
     ".csv": "csv",
     ".parquet": "parquet",
 }
-#: What to install for a format that needs more than the standard library.
+#: What a format needs beyond the standard library: the module, and the extra of this package
+#: that installs it.
 FORMAT_EXTRAS: Mapping[str, tuple[str, str]] = {
-    "parquet": ("pyarrow", "airflow-provider-iotda[parquet]"),
+    "parquet": ("pyarrow", "parquet"),
 }
 #: CSV columns always present, in this order; other (nested) fields follow, sorted by name.
 CSV_COLUMNS = (
@@ -304,15 +305,15 @@ def require_format(output_format: str) -> None:
     extra = FORMAT_EXTRAS.get(output_format)
     if extra is None:
         return
-    module, package = extra
+    module, extra_name = extra
     import importlib
 
     try:
         importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(
-            f"output_format {output_format!r} needs {module}, which is not installed: "
-            f"pip install '{package}'"
+            f"output_format {output_format!r} needs {module}, which is not installed: install "
+            f"airflow-provider-iotda with its {extra_name} extra"
         ) from exc
 
 

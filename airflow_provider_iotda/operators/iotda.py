@@ -60,13 +60,12 @@ def check_format_library(output_format: str | None, field: str) -> None:
         return
     import importlib.util
 
-    module, package = extra
+    module, extra_name = extra
     if importlib.util.find_spec(module) is None:
-        name, _, rest = package.partition("[")
         raise ValueError(
             f"{field} means the {output_format} format, which needs {module}, and {module} is "
-            f"not installed where this DAG is parsed: install {name} with its "
-            f"{rest.rstrip(']')} extra (it brings {module}) where DAGs are parsed and tasks run"
+            f"not installed where this DAG is parsed: install airflow-provider-iotda with its "
+            f"{extra_name} extra (it brings {module}) where DAGs are parsed and tasks run"
         )
 
 

@@ -256,7 +256,7 @@ def _sql_hook(conn_id: str) -> tuple[DbApiHook, Connection]:
     except ImportError as exc:
         raise AirflowFailException(
             "IoTDAInstanceTasksToSqlOperator needs apache-airflow-providers-common-sql: "
-            "pip install 'airflow-provider-iotda[sql]'"
+            "install airflow-provider-iotda with its sql extra"
         ) from exc
     from airflow.sdk import BaseHook
 

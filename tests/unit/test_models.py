@@ -394,11 +394,11 @@ def _outcome(read: Any, text: str) -> Any:
 def test_any_string_of_the_api_shape_reads_as_the_general_parser_reads_it(text: str) -> None:
     """Month 13, February 30, hour 24...: the fast path steps aside, and the general parser's
     verdict (a value or an error naming the field) is the answer."""
-    general = _outcome(lambda value: models._general_api_time(value, "tasks[0].end_time"), text)
-    got = _outcome(lambda value: models.parse_api_time(value, "tasks[0].end_time"), text)
+    general = _outcome(lambda value: models._general_api_time(value, "tasks.0.end_time"), text)
+    got = _outcome(lambda value: models.parse_api_time(value, "tasks.0.end_time"), text)
     if isinstance(general, tuple):
         assert got == general
-        assert "tasks[0].end_time" in general[1]
+        assert "tasks.0.end_time" in general[1]
     else:
         _same_moment(got, general)
     fast = models._fast_api_time(text)
@@ -451,14 +451,14 @@ def test_a_bad_time_is_rejected_naming_the_field_and_the_value(field: str, value
     with pytest.raises(IoTDAInvalidResponseError) as caught:
         parse_tasks_response(200, {}, body)
     message = str(caught.value)
-    assert f"tasks[1].{field}=" in message
+    assert f"tasks.1.{field}=" in message
     assert repr(value) in message
     assert "expected" in message or "not a datetime" in message
 
 
 @pytest.mark.parametrize("field", ["create_time", "update_time"])
 def test_a_bad_instance_time_is_rejected_naming_the_field(field: str) -> None:
-    with pytest.raises(IoTDAInvalidResponseError, match=f"instances\\[0\\]\\.{field}="):
+    with pytest.raises(IoTDAInvalidResponseError, match=f"instances\\.0\\.{field}="):
         InstancePage.from_dict(
             {"instances": [{"instance_id": "i-1", field: "2024-02-30T00:00:00.000Z"}]}
         )

@@ -109,7 +109,7 @@ def test_require_format_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", no_pyarrow)
-    with pytest.raises(ImportError, match=r"pip install 'airflow-provider-iotda\[parquet\]'"):
+    with pytest.raises(ImportError, match=r"install airflow-provider-iotda with its parquet extra"):
         records.require_format("parquet")
     records.require_format("csv")  # the text formats need nothing
 
