@@ -53,6 +53,8 @@ from airflow_provider_iotda.waiting import TaskQuery
 if TYPE_CHECKING:
     import datetime as dt
 
+    from requests.sessions import _Settings
+
 T = TypeVar("T")
 
 
@@ -420,7 +422,7 @@ class _Session(requests.Session):
 
     def __init__(self) -> None:
         super().__init__()
-        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._environment: dict[tuple[Any, ...], _Settings] = {}
 
     def merge_environment_settings(
         self,
@@ -429,7 +431,7 @@ class _Session(requests.Session):
         stream: Any,
         verify: Any,
         cert: Any,
-    ) -> dict[str, Any]:
+    ) -> _Settings:
         key = (
             tuple(str(url).split("/", 3)[:3]),  # scheme, "", host: what the proxy choice reads
             _frozen(proxies),
@@ -452,7 +454,9 @@ class _Session(requests.Session):
             if len(self._environment) >= self._MAX_TARGETS:
                 self._environment.clear()
             self._environment[key] = settings
-        return {**settings, "proxies": dict(settings["proxies"])}
+        fresh = settings.copy()  # requests may change what it is given
+        fresh["proxies"] = dict(settings["proxies"])
+        return fresh
 
 
 def _frozen(mapping: Any) -> Any:
