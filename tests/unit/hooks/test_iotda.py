@@ -833,11 +833,21 @@ def environment_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return reads
 
 
+@pytest.mark.parametrize(
+    ("no_proxy", "proxied"),
+    [(None, True), (".myhuaweicloud.com", False)],
+    ids=["proxy", "NO_PROXY-covers-the-endpoint"],
+)
 def test_environment_proxy_and_ca_bundle_reach_every_request_read_once(
-    monkeypatch: pytest.MonkeyPatch, environment_reads: list[str]
+    monkeypatch: pytest.MonkeyPatch,
+    environment_reads: list[str],
+    no_proxy: str | None,
+    proxied: bool,
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    if no_proxy is not None:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
     monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json())
     with requests_mock.Mocker() as mocker:
         mocker.get(TASKS_URL, json=page(*[]))
@@ -848,7 +858,7 @@ def test_environment_proxy_and_ca_bundle_reach_every_request_read_once(
         list(hook.iter_instance_tasks())
     assert mocker.call_count == 3
     for request in mocker.request_history:
-        assert request.proxies.get("https") == "http://proxy.example:3128"
+        assert request.proxies.get("https") == ("http://proxy.example:3128" if proxied else None)
         assert request.verify == "/etc/ssl/private-ca.pem"
     assert len(environment_reads) == 1  # requests alone reads it for each of the 3 requests
     # A new hook (a new session) reads the environment afresh.
@@ -857,21 +867,9 @@ def test_environment_proxy_and_ca_bundle_reach_every_request_read_once(
         mocker.get(TASKS_URL, json=page(*[]))
         IoTDAHook().list_instance_tasks()
     assert mocker.last_request is not None
-    assert mocker.last_request.proxies.get("https") == "http://other-proxy.example:8080"
-
-
-def test_no_proxy_for_the_endpoint_is_honoured(
-    monkeypatch: pytest.MonkeyPatch, environment_reads: list[str]
-) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    monkeypatch.setenv("NO_PROXY", ".myhuaweicloud.com")
-    monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json())
-    with requests_mock.Mocker() as mocker:
-        mocker.get(TASKS_URL, json=page(*[]))
-        hook = IoTDAHook()
-        hook.list_instance_tasks()
-        hook.list_instance_tasks()
-    assert [r.proxies.get("https") for r in mocker.request_history] == [None, None]
+    assert mocker.last_request.proxies.get("https") == (
+        "http://other-proxy.example:8080" if proxied else None
+    )
 
 
 def test_session_settings_changed_later_still_apply(
