@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
+import itertools
+import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,6 +52,8 @@ from airflow_provider_iotda.waiting import TaskQuery
 
 if TYPE_CHECKING:
     import datetime as dt
+
+    from requests.sessions import _Settings
 
 T = TypeVar("T")
 
@@ -152,7 +158,7 @@ class IoTDAHook(IoTDABaseHook):
         """The hook's one ``requests.Session`` (signing, TLS setting); connections are reused."""
         if self._session is None:
             config = self.config
-            session = requests.Session()
+            session = _Session()
             session.auth = SigningAuth(self._credentials, self.clock.signing_time)
             session.verify = config.verify
             # Only our own headers (as Huawei's SDK sends them): nothing hop-by-hop gets signed.
@@ -403,33 +409,174 @@ def _stage(error: requests.RequestException) -> TransportStage:
     return "dropped"
 
 
+class _Session(requests.Session):
+    """A ``requests.Session`` that reads the environment's proxy and CA-bundle settings once.
+
+    requests reads them (``*_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``)
+    on every request, scanning the whole environment each time; here the result is kept per
+    target (scheme and host) and per setting asked for, so every request still gets what
+    requests would give it, as long as the environment does not change during the hook's life.
+    """
+
+    _MAX_TARGETS = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], _Settings] = {}
+
+    def merge_environment_settings(
+        self,
+        url: Any,
+        proxies: Any,
+        stream: Any,
+        verify: Any,
+        cert: Any,
+    ) -> _Settings:
+        key = (
+            tuple(str(url).split("/", 3)[:3]),  # scheme, "", host: what the proxy choice reads
+            _frozen(proxies),
+            stream,
+            verify,
+            cert,
+            self.trust_env,
+            _frozen(self.proxies),
+            self.stream,
+            self.verify,
+            self.cert,
+        )
+        try:
+            settings = self._environment.get(key)
+        except TypeError:  # an unhashable setting: ask requests every time
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if settings is None:
+            asked = dict(proxies) if proxies is not None else None
+            settings = super().merge_environment_settings(url, asked, stream, verify, cert)
+            if len(self._environment) >= self._MAX_TARGETS:
+                self._environment.clear()
+            self._environment[key] = settings
+        fresh = settings.copy()  # requests may change what it is given
+        fresh["proxies"] = dict(settings["proxies"])
+        return fresh
+
+
+def _frozen(mapping: Any) -> Any:
+    return None if mapping is None else frozenset(mapping.items())
+
+
 class _BodyDeadline:
     """Shuts the response's socket down if its body is not read within ``seconds``.
 
     requests' read timeout bounds each socket read, not their sum; shutting the socket down
-    from a timer thread makes the blocked read fail at once.
+    from another thread makes the blocked read fail at once.  That thread is the process's
+    one :class:`_Watchdog`, not a thread per request.
     """
 
     def __init__(self, response: requests.Response, seconds: float) -> None:
         self.expired = False
-        self._response = response
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self.done = False
+        self._response: requests.Response | None = response
+        self._seconds = seconds
 
     def _expire(self) -> None:
+        """Called by the watchdog (holding its lock) once the deadline passed."""
         self.expired = True
-        connection = getattr(self._response.raw, "connection", None)
+        connection = getattr(getattr(self._response, "raw", None), "connection", None)
         sock = getattr(connection, "sock", None)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> _BodyDeadline:
-        self._timer.start()
+        _watchdog().add(self, time.monotonic() + self._seconds)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
+        _watchdog().cancel(self)
+
+
+class _Watchdog:
+    """One daemon thread that fires every :class:`_BodyDeadline` of the process when due.
+
+    Adding or cancelling a deadline is a lock and a heap push; a cancelled deadline never
+    fires afterwards (cancelling and firing take the same lock), so a socket handed back to
+    the pool is never shut down.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _BodyDeadline]] = []
+        self._order = itertools.count()
+        self._live = 0
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: _BodyDeadline, when: float) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="iotda-body-deadlines", daemon=True
+                )
+                self._thread.start()
+            heap = self._heap
+            if len(heap) > 64 and len(heap) > 2 * self._live:  # drop the cancelled ones
+                heap[:] = [entry for entry in heap if not entry[2].done]
+                heapq.heapify(heap)
+            heapq.heappush(heap, (when, next(self._order), deadline))
+            self._live += 1
+            if heap[0][2] is deadline:  # earlier than what the thread waits for
+                self._lock.notify()
+
+    def cancel(self, deadline: _BodyDeadline) -> None:
+        with self._lock:
+            if not deadline.done:
+                deadline.done = True
+                deadline._response = None
+                self._live -= 1
+
+    def _run(self) -> None:
+        heap = self._heap
+        with self._lock:
+            while True:
+                while heap and heap[0][2].done:
+                    heapq.heappop(heap)
+                if not heap:
+                    self._lock.wait()
+                    continue
+                wait = heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                deadline = heapq.heappop(heap)[2]
+                deadline.done = True
+                self._live -= 1
+                with contextlib.suppress(Exception):  # the thread must outlive any one deadline
+                    deadline._expire()
+                deadline._response = None
+
+
+_WATCHDOG: _Watchdog | None = None
+_WATCHDOG_LOCK = threading.Lock()
+
+
+def _watchdog() -> _Watchdog:
+    """The process's watchdog (a forked child builds its own: threads do not survive a fork)."""
+    global _WATCHDOG
+    watchdog = _WATCHDOG
+    if watchdog is None:
+        with _WATCHDOG_LOCK:
+            if _WATCHDOG is None:
+                _WATCHDOG = _Watchdog()
+            watchdog = _WATCHDOG
+    return watchdog
+
+
+def _forget_watchdog() -> None:
+    global _WATCHDOG, _WATCHDOG_LOCK
+    _WATCHDOG = None
+    _WATCHDOG_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_watchdog)
 
 
 def _read_limited(response: requests.Response, limit: int) -> bytes:

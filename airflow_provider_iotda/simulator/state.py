@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_iotda.models import format_api_time
 from airflow_provider_iotda.simulator.faults import FaultConfig, FaultDecision, FaultInjector
 from airflow_provider_iotda.simulator.scenario import (
     TERMINAL_STATUSES,
@@ -35,10 +36,8 @@ RETENTION_SECONDS = 180 * 86400
 MAX_LISTED_TASKS = 20
 
 
-def format_time(moment: dt.datetime) -> str:
-    """``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` in UTC."""
-    utc = moment.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+#: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` in UTC: the format the provider reads back.
+format_time = format_api_time
 
 
 def format_instance_time(moment: dt.datetime) -> str:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
+import threading
+import types
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +44,7 @@ from airflow_provider_iotda.errors import (
     IoTDAThrottledError,
     IoTDATransportError,
 )
+from airflow_provider_iotda.hooks import iotda as iotda_hook_module
 from airflow_provider_iotda.hooks.iotda import IoTDAHook
 from airflow_provider_iotda.models import InstanceTask
 from airflow_provider_iotda.retry import RetryPolicy
@@ -157,12 +161,12 @@ def test_derived_signing_for_an_instance_endpoint(monkeypatch: pytest.MonkeyPatc
 def test_one_session_per_hook(mock: requests_mock.Mocker, monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[requests.Session] = []
 
-    class CountingSession(requests.Session):
+    class CountingSession(iotda_hook_module._Session):
         def __init__(self) -> None:
             super().__init__()
             created.append(self)
 
-    monkeypatch.setattr(requests, "Session", CountingSession)
+    monkeypatch.setattr(iotda_hook_module, "_Session", CountingSession)
     mock.get(TASKS_URL, json=page(*[]))
     hook = IoTDAHook()
     session = hook.get_conn()
@@ -805,3 +809,147 @@ def test_secrets_never_in_logs_errors_or_reprs(
         assert headers["Authorization"] not in text
         assert headers["Authorization"].rsplit("=", 1)[1] not in text
         assert headers["X-Sdk-Date"] not in text
+
+
+# -- the environment's proxy and CA settings, read once -----------------------------------------
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+_PROXY_VARIABLES += ("all_proxy", "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@pytest.fixture
+def environment_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A clean proxy environment; the URLs requests looked the environment's proxies up for."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    reads: list[str] = []
+    real = requests.sessions.get_environ_proxies
+
+    def counting(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        reads.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    return reads
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "proxied"),
+    [(None, True), (".myhuaweicloud.com", False)],
+    ids=["proxy", "NO_PROXY-covers-the-endpoint"],
+)
+def test_environment_proxy_and_ca_bundle_reach_every_request_read_once(
+    monkeypatch: pytest.MonkeyPatch,
+    environment_reads: list[str],
+    no_proxy: str | None,
+    proxied: bool,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    if no_proxy is not None:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.setenv("AIRFLOW_CONN_IOTDA_DEFAULT", connection_json())
+    with requests_mock.Mocker() as mocker:
+        mocker.get(TASKS_URL, json=page(*[]))
+        mocker.get(OTHER_URL, json=page(*[]))
+        hook = IoTDAHook()
+        hook.list_instance_tasks()
+        hook.list_instance_tasks(OTHER_INSTANCE)
+        list(hook.iter_instance_tasks())
+    assert mocker.call_count == 3
+    for request in mocker.request_history:
+        assert request.proxies.get("https") == ("http://proxy.example:3128" if proxied else None)
+        assert request.verify == "/etc/ssl/private-ca.pem"
+    assert len(environment_reads) == 1  # requests alone reads it for each of the 3 requests
+    # A new hook (a new session) reads the environment afresh.
+    monkeypatch.setenv("HTTPS_PROXY", "http://other-proxy.example:8080")
+    with requests_mock.Mocker() as mocker:
+        mocker.get(TASKS_URL, json=page(*[]))
+        IoTDAHook().list_instance_tasks()
+    assert mocker.last_request is not None
+    assert mocker.last_request.proxies.get("https") == (
+        "http://other-proxy.example:8080" if proxied else None
+    )
+
+
+def test_session_settings_changed_later_still_apply(
+    mock: requests_mock.Mocker, hook: IoTDAHook, environment_reads: list[str]
+) -> None:
+    mock.get(TASKS_URL, json=page(*[]))
+    hook.list_instance_tasks()
+    hook.get_conn().proxies["https"] = "http://set-on-the-session.example:1"
+    hook.list_instance_tasks()
+    first, second = mock.request_history
+    assert first.proxies.get("https") is None
+    assert second.proxies.get("https") == "http://set-on-the-session.example:1"
+
+
+# -- the body deadline: one watchdog thread, not a thread per request ---------------------------
+
+
+def test_no_thread_is_started_per_request(
+    mock: requests_mock.Mocker, hook: IoTDAHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mock.get(TASKS_URL, json=page(*[]))
+    hook.list_instance_tasks()  # the watchdog may start here, once per process
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(20):
+        hook.list_instance_tasks()
+    assert mock.call_count == 21
+    assert started == []
+
+
+def _response_on(sock: socket.socket) -> Any:
+    """What :class:`_BodyDeadline` reads of a streamed response: its socket."""
+    return types.SimpleNamespace(
+        raw=types.SimpleNamespace(connection=types.SimpleNamespace(sock=sock))
+    )
+
+
+def _blocked_read_ends(sock: socket.socket) -> bytes:
+    """A read that blocks until the socket is shut down (the 30 s is only a safety net)."""
+    sock.settimeout(30)
+    return sock.recv(1)
+
+
+def test_body_deadline_shuts_the_socket_down_when_due() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        with iotda_hook_module._BodyDeadline(_response_on(ours), 0.05) as deadline:
+            assert _blocked_read_ends(ours) == b""  # a blocked read fails at the deadline
+        assert deadline.expired
+
+
+def test_an_earlier_deadline_fires_while_a_later_one_waits() -> None:
+    late_ours, late_theirs = socket.socketpair()
+    early_ours, early_theirs = socket.socketpair()
+    with late_ours, late_theirs, early_ours, early_theirs:
+        with iotda_hook_module._BodyDeadline(_response_on(late_ours), 3600) as late:
+            with iotda_hook_module._BodyDeadline(_response_on(early_ours), 0.05) as early:
+                assert _blocked_read_ends(early_ours) == b""
+            assert early.expired
+        assert not late.expired
+        late_theirs.sendall(b"x")
+        assert _blocked_read_ends(late_ours) == b"x"  # untouched
+
+
+def test_a_finished_body_deadline_never_fires() -> None:
+    kept_ours, kept_theirs = socket.socketpair()
+    due_ours, due_theirs = socket.socketpair()
+    with kept_ours, kept_theirs, due_ours, due_theirs:
+        with iotda_hook_module._BodyDeadline(_response_on(kept_ours), 0.01) as finished:
+            pass  # the body was read in time
+        with iotda_hook_module._BodyDeadline(_response_on(due_ours), 0.05) as due:
+            # Deadlines fire in order: once the later one has, the earlier one would have.
+            assert _blocked_read_ends(due_ours) == b""
+        assert due.expired
+        assert not finished.expired
+        kept_theirs.sendall(b"y")
+        assert _blocked_read_ends(kept_ours) == b"y"  # the socket was not shut down
