@@ -32,6 +32,13 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflow.db'}"
 os.environ.pop("AIRFLOW_CONN_IOTDA_DEFAULT", None)
 
+# Property tests draw the same examples on every run (no example database, no randomness
+# between runs): a failure is reproducible, and CI does not depend on luck.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
+
 # Shared values live in a module with a unique name: ``from conftest import ...`` is ambiguous
 # once test folders have conftest.py files of their own.
 from iotda_test_values import TEST_ENDPOINT, connection_json  # noqa: E402
