@@ -251,18 +251,16 @@ async def form_screenshot(url: str, token: str, png: Path, debug_port: int) -> N
             "document.querySelector('[role=dialog]').innerText.includes('Access Key')",
             "the connection form",
         )
-        # Open both sections: AK/SK, then credentials source, region, project ID, signing...
-        for section in ("Standard Fields", "Extra Fields"):
-            where = await tools.evaluate(
-                "(() => { const b = [...document.querySelectorAll('[role=dialog] button')].find("
-                f"b => b.innerText.trim() === '{section}'); if (!b) return null;"
-                " const r = b.getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-            )
-            if not where:
-                raise SystemExit(f"no '{section}' button in the connection form")
-            await tools.click(*where)
-            await asyncio.sleep(1)  # the section opens before the next one is measured
+        # Open the "Extra Fields" section: region, project ID, instance ID, signing...
+        where = await tools.evaluate(
+            "(() => { const b = [...document.querySelectorAll('[role=dialog] button')].find("
+            "b => b.innerText.trim() === 'Extra Fields'); if (!b) return null;"
+            " const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];"
+            " })()"
+        )
+        if not where:
+            raise SystemExit("no 'Extra Fields' button in the connection form")
+        await tools.click(*where)
         await tools.wait_for(
             "document.querySelector('[role=dialog]').innerText.includes('Project ID')",
             "the connection's extra fields",
@@ -306,7 +304,7 @@ def connection_form(env: dict[str, str], home: Path, png: Path) -> None:
                 "password": SK,
                 "extra": json.dumps(
                     {
-                        # Stored keys only: Airflow's edit form shows no other extra.
+                        # The edit form shows only stored extras: credentials source first.
                         "credentials": "connection",
                         "region": "cn-north-4",
                         "project_id": PROJECT,
