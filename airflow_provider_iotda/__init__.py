@@ -4,4 +4,4 @@ Import the pieces from their modules (``airflow_provider_iotda.hooks.iotda`` and
 package's ``__init__`` stays empty so that a DAG file importing a sensor pays for nothing else.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -304,9 +304,13 @@ def connection_form(env: dict[str, str], home: Path, png: Path) -> None:
                 "password": SK,
                 "extra": json.dumps(
                     {
+                        # The edit form shows only stored extras: credentials source first.
+                        "credentials": "connection",
                         "region": "cn-north-4",
                         "project_id": PROJECT,
                         "instance_id": "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01",
+                        "signing": "standard",
+                        "max_retries": 3,
                     }
                 ),
             },

@@ -1,6 +1,7 @@
-"""The ``audit_history_to_sql`` example DAG end to end: ``dag.test()`` in a real Airflow, against
-the simulator on loopback, into a SQLite file; twice, with more than 20 new tasks between the
-runs (a gap recorded and warned about, the run still succeeds)."""
+"""The ``audit_history_to_sql`` example DAG (example_dags/audit_history_to_sql.py) end to end:
+``dag.test()`` in a real Airflow, against the simulator on loopback, into a SQLite file; twice,
+with more than 20 new tasks between the runs (a gap recorded and warned about, the run still
+succeeds)."""
 
 from __future__ import annotations
 
