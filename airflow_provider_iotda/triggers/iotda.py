@@ -242,10 +242,12 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
             if not isinstance(poll, InstancePoll):
                 raise TypeError(f"the shared stream sent {type(poll).__name__}, not InstancePoll")
             step = wait.judge(poll, clock.now())
+            del poll  # nothing of the page stays alive while the next poll is awaited
             if step.line is not None:
                 await compat.alog(self.log, step.level, "%s", step.line)
             if step.outcome is not None:
                 return step.outcome
+            del step
 
     async def _next_poll(self, polls: AsyncIterator[Any]) -> Any:
         """The next poll, or ``None`` once the deadline has passed without one."""

@@ -96,6 +96,9 @@ async def poll_instance(
                 iotda_async.forget_connection(iotda_conn_id)
                 renew_at = 0.0
             yield poll
+            # Keep nothing of this poll while asleep: 1,000 waiting triggers would otherwise
+            # hold 1,000 pages of parsed tasks, which every full garbage collection walks.
+            del poll
             await clock.sleep(_until(started + poll_interval - clock.now(), deadline))
     finally:
         if hook is not None:

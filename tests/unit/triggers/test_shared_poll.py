@@ -332,3 +332,35 @@ def test_a_hook_outside_async_with_reads_by_itself(
 
     asyncio.run(scenario())
     assert len(reads) == 2
+
+
+def test_nothing_of_a_poll_stays_alive_while_the_stream_sleeps(
+    iotda_api: ScriptedIoTDA, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 waiting triggers must not hold 1,000 parsed pages between polls: every full
+    garbage collection of the triggerer would walk them (issue 23's start-up stall)."""
+    import gc
+    import weakref
+
+    fake_clock.now = START
+    iotda_api.script = [history("PENDING"), history("RUNNING")]
+    alive_while_asleep: list[bool] = []
+    refs: list[weakref.ref[InstancePoll]] = []
+
+    async def sleep(seconds: float) -> None:
+        gc.collect()
+        alive_while_asleep.extend(ref() is not None for ref in refs)
+
+    monkeypatch.setattr(clock, "sleep", sleep)
+
+    async def run() -> None:
+        stream = poll_instance("iotda_default", TEST_INSTANCE, 10.0)
+        first = await anext(stream)
+        assert first.tasks  # a real page, parsed
+        refs.append(weakref.ref(first))
+        del first
+        await anext(stream)  # sleeps one interval first, then polls again
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(run())
+    assert alive_while_asleep == [False]
