@@ -5,11 +5,8 @@ same numbers."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pendulum
@@ -19,6 +16,8 @@ from iotda_test_values import endpoint_connection_json, return_values
 from airflow_provider_iotda import records, report
 from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
 
+from .audit_support import load_dag_module, run_states
+
 pytestmark = [pytest.mark.dag, pytest.mark.integration]
 
 AK = "REPORTTESTACCESSKEY1"
@@ -27,21 +26,6 @@ PROJECT = "0123456789abcdef0123456789abcdef"
 SIM_NOW = dt.datetime(2024, 5, 3, 6, 0, tzinfo=dt.UTC)
 LOGICAL_DATE = pendulum.datetime(2024, 5, 3, 6, 0, tz="UTC")
 REPORTS = ("from_summary", "from_template", "from_records", "from_xcom_arg")
-
-
-def load_dag_module(name: str) -> ModuleType:
-    """Import a DAG file from the test DAGs folder (set up by tests/conftest.py)."""
-    path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"iotda_test_dag_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_states(dag_run: Any) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
 @pytest.fixture
