@@ -24,21 +24,32 @@ FACTORY_EAST = "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01"
 
 
 def start_demo_simulator(
-    monkeypatch: pytest.MonkeyPatch, start_time: dt.datetime | None = None
+    monkeypatch: pytest.MonkeyPatch,
+    start_time: dt.datetime | None = None,
+    *,
+    ak: str = DOCS_AK,
+    sk: str = DOCS_SK,
+    project_id: str = DOCS_PROJECT,
+    seed: int | None = None,
+    **connection_extra: Any,
 ) -> IoTDASimulator:
     """The demo scenario, clock frozen at ``start_time`` (default: now); ``iotda_default``
-    points at it, as the docs' connection does."""
+    points at it, as the docs' connection does (``connection_extra``: more connection extras).
+    The caller stops it (``sim.stop()`` or ``with``)."""
     sim = IoTDASimulator(
-        ak=DOCS_AK,
-        sk=DOCS_SK,
-        project_id=DOCS_PROJECT,
+        ak=ak,
+        sk=sk,
+        project_id=project_id,
         scenario=DEMO_SCENARIO_PATH,
         time_factor=0,
         start_time=start_time,
+        seed=seed,
     ).start()
     monkeypatch.setenv(
         "AIRFLOW_CONN_IOTDA_DEFAULT",
-        endpoint_connection_json(sim.url, login=DOCS_AK, password=DOCS_SK, project_id=DOCS_PROJECT),
+        endpoint_connection_json(
+            sim.url, login=ak, password=sk, project_id=project_id, **connection_extra
+        ),
     )
     return sim
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from iotda_test_values import endpoint_connection_json, return_values
-
-from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
+from iotda_test_values import return_values
 
 from .audit_support import load_dag_module, run_states
+from .conftest import start_demo_simulator
 
 pytestmark = [pytest.mark.dag, pytest.mark.integration]
 
@@ -41,19 +40,9 @@ def test_history_dag_records_every_instance_then_a_gap(
     monkeypatch.setenv(
         "AIRFLOW_CONN_IOTDA_AUDIT_DB", json.dumps({"conn_type": "sqlite", "host": str(database)})
     )
-    with IoTDASimulator(
-        ak=AK,
-        sk=SK,
-        project_id=PROJECT,
-        scenario=DEMO_SCENARIO_PATH,
-        time_factor=0,
-        start_time=SIM_NOW,
-        seed=3,
+    with start_demo_simulator(
+        monkeypatch, SIM_NOW, ak=AK, sk=SK, project_id=PROJECT, seed=3
     ) as sim:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_IOTDA_DEFAULT",
-            endpoint_connection_json(sim.url, login=AK, password=SK, project_id=PROJECT),
-        )
         every = sim.state.instance_ids()
         listed = {
             t["task_id"]: (i, t["status"]) for i in every for t in sim.state.list_tasks(i)["tasks"]

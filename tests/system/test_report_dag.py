@@ -11,12 +11,13 @@ from typing import Any
 
 import pendulum
 import pytest
-from iotda_test_values import endpoint_connection_json, return_values
+from iotda_test_values import return_values
 
 from airflow_provider_iotda import records, report
-from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
+from airflow_provider_iotda.simulator import IoTDASimulator
 
 from .audit_support import load_dag_module, run_states
+from .conftest import start_demo_simulator
 
 pytestmark = [pytest.mark.dag, pytest.mark.integration]
 
@@ -30,21 +31,9 @@ REPORTS = ("from_summary", "from_template", "from_records", "from_xcom_arg")
 
 @pytest.fixture
 def simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
-    with IoTDASimulator(
-        ak=AK,
-        sk=SK,
-        project_id=PROJECT,
-        scenario=DEMO_SCENARIO_PATH,
-        time_factor=0,
-        start_time=SIM_NOW,
-        seed=11,
+    with start_demo_simulator(
+        monkeypatch, SIM_NOW, ak=AK, sk=SK, project_id=PROJECT, seed=11, max_retries=1
     ) as sim:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_IOTDA_DEFAULT",
-            endpoint_connection_json(
-                sim.url, login=AK, password=SK, project_id=PROJECT, max_retries=1
-            ),
-        )
         yield sim
 
 
