@@ -687,7 +687,11 @@ class AsyncCredentialCache:
                 fetched = await afetch(self._rule.settings_for_refresh(), now, self._environ)
             except IoTDACredentialsError as exc:
                 kept = self._rule.after_failure(now, exc)
-                _log.warning("Refreshing the credentials failed, using the current ones: %s", exc)
+                await asyncio.to_thread(  # a log handler may block: never on the loop
+                    _log.warning,
+                    "Refreshing the credentials failed, using the current ones: %s",
+                    exc,
+                )
                 return kept
             await _amask_all(fetched)
             return self._rule.store(fetched)

@@ -216,7 +216,8 @@ class IoTDAAsyncHook(IoTDABaseHook):
                     config = await self._read_config()
                 else:
                     config = await share.config(self.iotda_conn_id, self._read_config)
-                self._warn_if_unverified(config)
+                if not config.verify:  # the warning's write may block: not on the loop
+                    await asyncio.to_thread(self._warn_if_unverified, config)
             self._config = config
         return self._config
 
