@@ -332,7 +332,9 @@ class Wait:
     not_found_timeout: float | None = None
     log_changes_only: bool = False
     transient: str = "IoTDA did not answer this poll ({error}); polling on"
-    last_seen: InstanceTask | None = None
+    #: The task as last seen (its ``to_dict()``: plain values, which the garbage collector does
+    #: not track; 1,000 waiting triggers would otherwise each keep a parsed task alive).
+    last_seen: dict[str, Any] | None = None
     _last_logged: tuple[str | None, str | None, int | None] | None = field(default=None, repr=False)
 
     def judge(self, poll: InstancePoll, now: float) -> Step:
@@ -344,7 +346,8 @@ class Wait:
             warning = self.transient.format(error=poll.error)
             return Step(self.overdue(now), warning, "warning")
         task = self.query.find(poll.tasks)
-        self.last_seen = task or self.last_seen
+        if task is not None:
+            self.last_seen = task.to_dict()
         decision = decide(
             task,
             query=self.query,
@@ -373,8 +376,7 @@ class Wait:
         """The ``timeout`` outcome (with the task last seen, if any)."""
         deadline = self.deadline if self.deadline is not None else now
         message = timeout_message(self.query, now - self.started_at, deadline - self.started_at)
-        last = self.last_seen.to_dict() if self.last_seen is not None else None
-        return TriggerOutcome("timeout", message, last)
+        return TriggerOutcome("timeout", message, self.last_seen)
 
 
 def active_tasks(

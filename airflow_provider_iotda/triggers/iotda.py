@@ -27,9 +27,8 @@ written off the event loop (:func:`airflow_provider_iotda.compat.alog`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Hashable, Iterable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterable
+from typing import Any, cast
 
 from airflow_provider_iotda import clock, compat, task_events, validation
 from airflow_provider_iotda.compat import BaseEventTrigger, TriggerEvent
@@ -47,7 +46,16 @@ from airflow_provider_iotda.waiting import (
 CLASSPATH = "airflow_provider_iotda.triggers.iotda.IoTDAInstanceTaskTrigger"
 
 
-class IoTDAInstanceTaskTrigger(BaseEventTrigger):
+class _ClassLogger:
+    """``log`` is the class's logger (``LoggingMixin.logger()``: same name, same lines), made once
+    per class rather than once per trigger: 1,000 waiting triggers need not hold 1,000 loggers."""
+
+    @property
+    def log(self) -> Any:
+        return cast("Any", type(self)).logger()
+
+
+class IoTDAInstanceTaskTrigger(_ClassLogger, BaseEventTrigger):
     """Wait for an IoTDA instance task to reach a success or failure status.
 
     :param iotda_conn_id: connection of type ``huaweicloud_iotda``.
@@ -103,8 +111,9 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
         self.instance_task_id = instance_task_id
         self.instance_task_type = instance_task_type
         self.created_after = created_after
-        self.success_statuses = sorted(success)
-        self.failure_statuses = sorted(failure)
+        # Tuples of strings: the garbage collector stops tracking them (1,000 waiting triggers).
+        self.success_statuses = tuple(sorted(success))
+        self.failure_statuses = tuple(sorted(failure))
         self.poll_interval = float(poll_interval)
         self.started_at = float(started_at) if started_at is not None else clock.now()
         self.deadline = float(deadline) if deadline is not None else None
@@ -176,36 +185,45 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
     async def filter_shared_stream(
         self, shared_stream: AsyncIterator[Any]
     ) -> AsyncIterator[TriggerEvent]:
-        """Judge each shared poll for this trigger's task; yield one event, as :meth:`run`."""
-        outcome = await self._outcome(self._shared(shared_stream))
-        yield TriggerEvent(outcome.to_event())  # type: ignore[no-untyped-call]
+        """Judge each shared poll for this trigger's task; yield one event, as :meth:`run`.
 
-    async def _shared(self, shared_stream: AsyncIterator[Any]) -> TriggerOutcome:
-        """Follow the group's polls; log only what changed (1,000 triggers share them)."""
-        return await self._follow(shared_stream, self._wait_for(self.instance_id))
+        Only what changed is logged (1,000 triggers share the polls).
+        """
+        try:
+            outcome = await self._follow(shared_stream, self._wait_for(self.instance_id))
+        except Exception as exc:
+            outcome = await self._error_outcome(exc)
+        yield TriggerEvent(outcome.to_event())  # type: ignore[no-untyped-call]
 
     # -- standalone -----------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the task finishes, the deadline passes or an error; yield one event."""
-        outcome = await self._outcome(self._alone())
-        yield TriggerEvent(outcome.to_event())  # type: ignore[no-untyped-call]
+        """Poll until the task finishes, the deadline passes or an error; yield one event.
 
-    async def _alone(self) -> TriggerOutcome:
-        """Drive the instance's poll stream alone (every look logged, not only changes)."""
-        instance = self.instance_id
-        if not instance:  # the connection names the instance
-            from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
+        The trigger drives the instance's poll stream alone (every look logged, not only
+        changes).  Written flat (no coroutine per step): each of 1,000 waiting triggers keeps
+        its chain of coroutines alive while it sleeps.
+        """
+        polls: AsyncGenerator[InstancePoll, None] | None = None
+        try:
+            instance = self.instance_id
+            if not instance:  # the connection names the instance
+                from airflow_provider_iotda.hooks.iotda_async import IoTDAAsyncHook
 
-            async with IoTDAAsyncHook(self.iotda_conn_id) as hook:
-                instance = await hook.resolve_instance_id(None)
-        wait = self._wait_for(instance, log_changes_only=False)
-        polls = poll_instance(
-            self.iotda_conn_id, wait.query.instance_id, self.poll_interval, self.deadline
-        )
-        async with contextlib.aclosing(polls):
+                async with IoTDAAsyncHook(self.iotda_conn_id) as hook:
+                    instance = await hook.resolve_instance_id(None)
+            wait = self._wait_for(instance, log_changes_only=False)
+            polls = poll_instance(
+                self.iotda_conn_id, wait.query.instance_id, self.poll_interval, self.deadline
+            )
             # The stream itself waits no later than the deadline, and polls once more then.
-            return await self._follow(polls, wait, paced_to_deadline=True)
+            outcome = await self._follow(polls, wait, paced_to_deadline=True)
+        except Exception as exc:
+            outcome = await self._error_outcome(exc)
+        finally:
+            if polls is not None:
+                await polls.aclose()
+        yield TriggerEvent(outcome.to_event())  # type: ignore[no-untyped-call]
 
     # -- both -----------------------------------------------------------------------------------
 
@@ -265,16 +283,13 @@ class IoTDAInstanceTaskTrigger(BaseEventTrigger):
         except StopAsyncIteration:
             raise RuntimeError("the shared IoTDA poll ended") from None
 
-    async def _outcome(self, waiting: Awaitable[TriggerOutcome]) -> TriggerOutcome:
-        """The outcome of a wait; errors become error outcomes (the sensor must learn of them)."""
-        try:
-            return await waiting
-        except ValueError as exc:
+    async def _error_outcome(self, exc: Exception) -> TriggerOutcome:
+        """The error outcome for a wait that raised (the sensor must learn what happened)."""
+        if isinstance(exc, ValueError):
             return TriggerOutcome.error("invalid", str(exc))
-        except Exception as exc:  # never die silently: the sensor must learn what happened
-            await compat.alog(self.log, "error", "IoTDA trigger failed unexpectedly", exc=exc)
-            message = f"IoTDA trigger failed: {type(exc).__name__}: {exc}"
-            return TriggerOutcome.error("exception", message)
+        await compat.alog(self.log, "error", "IoTDA trigger failed unexpectedly", exc=exc)
+        message = f"IoTDA trigger failed: {type(exc).__name__}: {exc}"
+        return TriggerOutcome.error("exception", message)
 
 
 EVENT_CLASSPATH = "airflow_provider_iotda.triggers.iotda.IoTDAInstanceTaskEventTrigger"
@@ -355,7 +370,7 @@ def _airflow_version() -> str:
     return airflow_version()
 
 
-class IoTDAInstanceTaskEventTrigger(BaseEventTrigger):
+class IoTDAInstanceTaskEventTrigger(_ClassLogger, BaseEventTrigger):
     """Fire once for each task of an instance that finishes: for asset watchers.
 
     ``Asset(..., watchers=[AssetWatcher("name", IoTDAInstanceTaskEventTrigger(...))])``
