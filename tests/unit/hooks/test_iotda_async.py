@@ -134,6 +134,24 @@ def test_one_client_per_loop_built_off_the_loop_and_closed_by_the_last_hook(
     assert main not in iotda_api.client_threads
 
 
+def test_building_the_client_imports_what_its_first_request_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client is built in a worker thread; anyio's asyncio backend, which httpcore's first
+    request would otherwise import on the event loop, is imported there too."""
+    imported: list[str] = []
+    real_import = iotda_async.importlib.import_module
+
+    def spy(name: str, package: str | None = None) -> Any:
+        imported.append(name)
+        return real_import(name, package)
+
+    monkeypatch.setattr(iotda_async.importlib, "import_module", spy)
+    client = iotda_async._new_client(True)
+    asyncio.run(client.aclose())
+    assert "anyio._backends._asyncio" in imported
+
+
 def test_clients_are_keyed_by_tls_verification(
     iotda_api: ScriptedIoTDA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
