@@ -374,6 +374,7 @@ class StartUp:
     window_s: float
     fired: int
     gc_passes: int
+    full_gc: int  # of them, generation-2 (full) collections
 
     def describe(self) -> str:
         gc_text = (
@@ -398,6 +399,7 @@ class StartUp:
             "window_s": self.window_s,
             "fired": self.fired,
             "gc_passes": self.gc_passes,
+            "gen2_passes": self.full_gc,
         }
 
 
@@ -414,6 +416,7 @@ def summarise(
         window_s=length,
         fired=fired,
         gc_passes=len(window.gc.pauses),
+        full_gc=sum(1 for g, _, _ in window.gc.pauses if g == 2),
     )
 
 
@@ -748,7 +751,7 @@ def main() -> None:
             print(
                 f"  round {number}{' (went first)' if x.first else '             '} "
                 f"{label:9} {x.describe()}; window {x.window_s:.2f} s, fired {x.fired}, "
-                f"GC passes {x.gc_passes}"
+                f"GC passes {x.gc_passes} ({x.full_gc} of gen 2)"
             )
     ours_stalls = [x.worst.late for x in ours_starts]
     their_stalls = [x.worst.late for x in their_starts]
