@@ -116,6 +116,24 @@ class Plan:
             self.tasks.append((benchlib.instance_id(i), task, at))
         return {"instances": instances}
 
+    def serialise(self, conn_id: str, deadline_in: float) -> list[tuple[str, dict[str, Any]]]:
+        """One ``IoTDAInstanceTaskTrigger`` per task, serialised as the scheduler stores it
+        (started now, due to time out ``deadline_in`` s later)."""
+        from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
+
+        now = time.time()
+        return [
+            IoTDAInstanceTaskTrigger(
+                iotda_conn_id=conn_id,
+                instance_id=instance,
+                instance_task_id=task,
+                poll_interval=self.poll,
+                started_at=now,
+                deadline=now + deadline_in,
+            ).serialize()
+            for instance, task, _ in self.tasks
+        ]
+
 
 @dataclass
 class Stall:
@@ -422,8 +440,6 @@ def summarise(
 
 async def run_triggers(plan: Plan, deadline: float) -> dict[str, Any]:
     """The long run: every trigger until its event (or the deadline + 30 s)."""
-    from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
-
     await start_loop()
     fired: dict[int, tuple[float, dict[str, Any]]] = {}
 
@@ -433,19 +449,8 @@ async def run_triggers(plan: Plan, deadline: float) -> dict[str, Any]:
     driver = Driver()
     trace = PollTrace()
     uninstall = trace.install()
-    now = time.time()
     # Serialise every trigger first (the scheduler's side), before the watch starts.
-    serialised = [
-        IoTDAInstanceTaskTrigger(
-            iotda_conn_id="iotda_default",
-            instance_id=instance,
-            instance_task_id=task,
-            poll_interval=plan.poll,
-            started_at=now,
-            deadline=now + deadline,
-        ).serialize()
-        for instance, task, _ in plan.tasks
-    ]
+    serialised = plan.serialise("iotda_default", deadline)
     cpu0 = os.times()
     window = Window.open()
     tasks = await driver.create(serialised, on_event)
@@ -474,26 +479,13 @@ async def run_triggers(plan: Plan, deadline: float) -> dict[str, Any]:
 async def start_ours(plan: Plan, conn_id: str, number: int, first: bool) -> StartUp:
     """Our triggers created at once, watched until one poll interval after the last creation,
     then cancelled (their cleanup outside the window)."""
-    from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
-
     fired = 0
 
     def on_event(_index: int, _event: Any) -> None:
         nonlocal fired
         fired += 1
 
-    now = time.time()
-    serialised = [
-        IoTDAInstanceTaskTrigger(
-            iotda_conn_id=conn_id,
-            instance_id=instance,
-            instance_task_id=task,
-            poll_interval=plan.poll,
-            started_at=now,
-            deadline=now + ROUNDS_SUCCEED_AFTER,
-        ).serialize()
-        for instance, task, _ in plan.tasks
-    ]
+    serialised = plan.serialise(conn_id, ROUNDS_SUCCEED_AFTER)
     driver = Driver()
     window = Window.open(collect=True)
     tasks = await driver.create(serialised, on_event)
