@@ -53,8 +53,6 @@ CPU_TARGET = 0.2
 
 async def drive(plan: Plan, side: str, deadline: float) -> dict[str, Any]:
     """Run every trigger of ``plan`` to its event in this loop, as the triggerer would."""
-    from airflow_provider_iotda.triggers.iotda import IoTDAInstanceTaskTrigger
-
     greenback: Any = None
     if os.environ.get("AIRFLOW_DISABLE_GREENBACK_PORTAL", "").lower() != "true":
         import greenback
@@ -77,7 +75,6 @@ async def drive(plan: Plan, side: str, deadline: float) -> dict[str, Any]:
     gc.callbacks.append(gc_pauses)
     watch = asyncio.create_task(watchdog.run(origin))
     fired: dict[int, tuple[float, dict[str, Any]]] = {}
-    now = time.time()
 
     async def run_one(index: int, trigger: Any) -> None:
         if greenback is not None:
@@ -97,17 +94,7 @@ async def drive(plan: Plan, side: str, deadline: float) -> dict[str, Any]:
             await trigger.cleanup()
 
     cpu0 = os.times()
-    serialised = [
-        IoTDAInstanceTaskTrigger(
-            iotda_conn_id="iotda_default",
-            instance_id=instance,
-            instance_task_id=task,
-            poll_interval=plan.poll,
-            started_at=now,
-            deadline=now + deadline,
-        ).serialize()
-        for instance, task, _ in plan.tasks
-    ]
+    serialised = plan.serialise("iotda_default", deadline)
     tasks = []
     for index, (classpath, kwargs) in enumerate(serialised):
         await asyncio.sleep(0)
