@@ -332,8 +332,8 @@ class Wait:
     not_found_timeout: float | None = None
     log_changes_only: bool = False
     transient: str = "IoTDA did not answer this poll ({error}); polling on"
-    #: The task as last seen (its ``to_dict()``: plain values, which the garbage collector does
-    #: not track; 1,000 waiting triggers would otherwise each keep a parsed task alive).
+    #: The task as last seen, as its ``to_dict()`` (the timeout event's ``task``): plain values,
+    #: so 1,000 waiting triggers do not each keep a parsed task and its datetimes alive.
     last_seen: dict[str, Any] | None = None
     _last_logged: tuple[str | None, str | None, int | None] | None = field(default=None, repr=False)
 

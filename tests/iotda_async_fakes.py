@@ -98,3 +98,22 @@ async def run_shared(manager: Any, trigger_id: int, trigger: Any) -> list[Any]:
     finally:
         await manager.unsubscribe(trigger_id, key)
         await trigger.cleanup()
+
+
+def add_resize_tasks(
+    simulator: Any, instances: list[str], *, step: float, per_instance: int = 20
+) -> dict[str, tuple[str, str]]:
+    """``per_instance`` MODIFY tasks on each instance of ``simulator``: PENDING, RUNNING after
+    ``step`` s, then FAILED (every third, with "resize result") or SUCCESS after ``2 * step``.
+    Returns ``task_id -> (instance, final status)``."""
+    expected: dict[str, tuple[str, str]] = {}
+    for i, instance in enumerate(instances):
+        for j in range(per_instance):
+            final = "FAILED" if (i + j) % 3 == 0 else "SUCCESS"
+            task_id = simulator.add_task(
+                instance,
+                "MODIFY",
+                [("PENDING", 0), ("RUNNING", step), (final, 2 * step, "resize result")],
+            )
+            expected[task_id] = (instance, final)
+    return expected

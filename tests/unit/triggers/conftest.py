@@ -3,12 +3,15 @@ tests/conftest.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from iotda_async_fakes import FakeClock
+from iotda_test_values import TEST_AK, TEST_PROJECT, TEST_SK, endpoint_connection_json
 
 from airflow_provider_iotda import clock, compat
+from airflow_provider_iotda.simulator import IoTDASimulator
 
 
 async def _inline_log(
@@ -38,3 +41,11 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 def no_first_poll_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trigger unit tests poll at once; test_first_poll_is_spread_over_one_interval sets one."""
     monkeypatch.setattr(clock, "first_poll_delay", lambda interval: 0.0)
+
+
+@pytest.fixture
+def simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
+    """A simulator with a frozen clock (the test moves it) and ``iotda_sim`` pointing at it."""
+    with IoTDASimulator(ak=TEST_AK, sk=TEST_SK, project_id=TEST_PROJECT, time_factor=0) as sim:
+        monkeypatch.setenv("AIRFLOW_CONN_IOTDA_SIM", endpoint_connection_json(sim.url))
+        yield sim

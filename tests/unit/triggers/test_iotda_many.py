@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from iotda_async_fakes import shared_state
-from iotda_test_values import TEST_AK, TEST_PROJECT, TEST_SK, endpoint_connection_json
+from iotda_async_fakes import add_resize_tasks, shared_state
 
 from airflow_provider_iotda.hooks import iotda_async
 from airflow_provider_iotda.simulator import IoTDASimulator
@@ -37,29 +35,9 @@ def _triggers(expected: dict[str, tuple[str, str]]) -> list[IoTDAInstanceTaskTri
     ]
 
 
-@pytest.fixture
-def simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
-    """A simulator with a frozen clock (the test moves it) and ``iotda_sim`` pointing at it."""
-    with IoTDASimulator(ak=TEST_AK, sk=TEST_SK, project_id=TEST_PROJECT, time_factor=0) as sim:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_IOTDA_SIM",
-            endpoint_connection_json(sim.url),
-        )
-        yield sim
-
-
 def test_hundreds_of_triggers_in_one_loop(simulator: IoTDASimulator) -> None:
-    expected: dict[str, tuple[str, str]] = {}  # task_id -> (instance, final status)
-    for i in range(INSTANCES):
-        instance = f"{i:08x}-aaaa-4bbb-8ccc-0123456789ab"
-        for j in range(TASKS_PER_INSTANCE):
-            final = "FAILED" if (i + j) % 3 == 0 else "SUCCESS"
-            task_id = simulator.add_task(
-                instance,
-                "MODIFY",
-                [("PENDING", 0), ("RUNNING", STEP), (final, 2 * STEP, "resize result")],
-            )
-            expected[task_id] = (instance, final)
+    instances = [f"{i:08x}-aaaa-4bbb-8ccc-0123456789ab" for i in range(INSTANCES)]
+    expected = add_resize_tasks(simulator, instances, step=STEP, per_instance=TASKS_PER_INSTANCE)
     count = len(expected)
     assert count == 300
 
@@ -86,7 +64,7 @@ def test_hundreds_of_triggers_in_one_loop(simulator: IoTDASimulator) -> None:
 
     assert all(len(events) == 1 for events in results)  # exactly one event each
     for trigger, (event,) in zip(triggers, results, strict=True):
-        instance, final = expected[trigger.instance_task_id or ""]
+        _instance, final = expected[trigger.instance_task_id or ""]
         assert event["status"] == final.lower(), event
         assert event["task"]["task_id"] == trigger.instance_task_id
         if final == "FAILED":

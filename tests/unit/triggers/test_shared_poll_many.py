@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from iotda_async_fakes import run_shared, shared_state
-from iotda_test_values import TEST_AK, TEST_PROJECT, TEST_SK, endpoint_connection_json
+from iotda_async_fakes import add_resize_tasks, run_shared, shared_state
 
 from airflow_provider_iotda import compat
 from airflow_provider_iotda.simulator import IoTDASimulator
@@ -30,14 +28,6 @@ STEP = 10.0  # simulated seconds between the states of every task
 POLL = 0.2  # long enough that a slow, shared machine adds few polls
 
 
-@pytest.fixture
-def simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
-    """A simulator with a frozen clock (the test moves it) and ``iotda_sim`` pointing at it."""
-    with IoTDASimulator(ak=TEST_AK, sk=TEST_SK, project_id=TEST_PROJECT, time_factor=0) as sim:
-        monkeypatch.setenv("AIRFLOW_CONN_IOTDA_SIM", endpoint_connection_json(sim.url))
-        yield sim
-
-
 def instance_paths(simulator: IoTDASimulator) -> dict[str, int]:
     """Requests per instance (the list path holds the instance ID)."""
     return {
@@ -50,17 +40,8 @@ def instance_paths(simulator: IoTDASimulator) -> dict[str, int]:
 def test_hundreds_of_triggers_share_one_poll_per_instance(simulator: IoTDASimulator) -> None:
     from airflow.triggers.shared_stream import SharedStreamManager
 
-    expected: dict[str, tuple[str, str]] = {}  # task_id -> (instance, final status)
     instances = [f"{i:08x}-cccc-4bbb-8ccc-0123456789ab" for i in range(INSTANCES)]
-    for i, instance in enumerate(instances):
-        for j in range(TASKS_PER_INSTANCE):
-            final = "FAILED" if (i + j) % 3 == 0 else "SUCCESS"
-            task_id = simulator.add_task(
-                instance,
-                "MODIFY",
-                [("PENDING", 0), ("RUNNING", STEP), (final, 2 * STEP, "resize result")],
-            )
-            expected[task_id] = (instance, final)
+    expected = add_resize_tasks(simulator, instances, step=STEP, per_instance=TASKS_PER_INSTANCE)
     count = len(expected)
     assert count == 300
     triggers = [
