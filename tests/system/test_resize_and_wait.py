@@ -14,10 +14,11 @@ from iotda_test_values import (
     TEST_SK,
     advance_clock_after,
     dag_bag,
-    endpoint_connection_json,
 )
 
-from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
+from airflow_provider_iotda.simulator import IoTDASimulator
+
+from .conftest import start_demo_simulator
 
 pytestmark = pytest.mark.dag
 
@@ -27,13 +28,10 @@ LAB_WEST = "c5e4b3a2-9d8c-4f7e-a6b5-1c2d3e4f5a60"
 @pytest.fixture
 def demo_simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
     """The demo scenario with a frozen clock; ``iotda_default`` names instance lab-west."""
-    with IoTDASimulator(
-        ak=TEST_AK, sk=TEST_SK, project_id=TEST_PROJECT, scenario=DEMO_SCENARIO_PATH, time_factor=0
+    monkeypatch.setenv("IOTDA_EXAMPLE_POKE_INTERVAL", "0.5")
+    with start_demo_simulator(
+        monkeypatch, ak=TEST_AK, sk=TEST_SK, project_id=TEST_PROJECT, instance_id=LAB_WEST
     ) as sim:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_IOTDA_DEFAULT", endpoint_connection_json(sim.url, instance_id=LAB_WEST)
-        )
-        monkeypatch.setenv("IOTDA_EXAMPLE_POKE_INTERVAL", "0.5")
         yield sim
 
 

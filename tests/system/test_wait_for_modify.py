@@ -13,10 +13,11 @@ from iotda_test_values import (
     TEST_SK,
     advance_clock_after,
     dag_bag,
-    endpoint_connection_json,
 )
 
-from airflow_provider_iotda.simulator import DEMO_SCENARIO_PATH, IoTDASimulator
+from airflow_provider_iotda.simulator import IoTDASimulator
+
+from .conftest import start_demo_simulator
 
 pytestmark = pytest.mark.dag
 
@@ -26,18 +27,10 @@ DEMO_INSTANCE = "3f9a2c1e-7b4d-4e8a-9c2f-5d6e7a8b9c01"
 @pytest.fixture
 def demo_simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[IoTDASimulator]:
     """The demo scenario with a frozen clock; ``iotda_default`` names the demo instance."""
-    with IoTDASimulator(
-        ak=TEST_AK,
-        sk=TEST_SK,
-        project_id=TEST_PROJECT,
-        scenario=DEMO_SCENARIO_PATH,
-        time_factor=0,
+    monkeypatch.setenv("IOTDA_EXAMPLE_POKE_INTERVAL", "1")
+    with start_demo_simulator(
+        monkeypatch, ak=TEST_AK, sk=TEST_SK, project_id=TEST_PROJECT, instance_id=DEMO_INSTANCE
     ) as sim:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_IOTDA_DEFAULT",
-            endpoint_connection_json(sim.url, instance_id=DEMO_INSTANCE),
-        )
-        monkeypatch.setenv("IOTDA_EXAMPLE_POKE_INTERVAL", "1")
         yield sim
 
 
